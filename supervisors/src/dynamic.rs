@@ -97,7 +97,10 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisorSpec<A> {
     }
     /// Sets the restart intensity.
     pub fn intensity(mut self, max_restarts: u32, period: std::time::Duration) -> Self {
-        self.intensity = Intensity { max_restarts, period };
+        self.intensity = Intensity {
+            max_restarts,
+            period,
+        };
         self
     }
     /// Limits the number of children.
@@ -130,20 +133,28 @@ pub struct DynamicSupervisorRef<A> {
 
 impl<A> Clone for DynamicSupervisorRef<A> {
     fn clone(&self) -> Self {
-        Self { actor: self.actor.clone(), _args: PhantomData }
+        Self {
+            actor: self.actor.clone(),
+            _args: PhantomData,
+        }
     }
 }
 
 impl<A> std::fmt::Debug for DynamicSupervisorRef<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("DynamicSupervisorRef").field(&self.actor.get_id()).finish()
+        f.debug_tuple("DynamicSupervisorRef")
+            .field(&self.actor.get_id())
+            .finish()
     }
 }
 
 impl<A: Send + 'static> DynamicSupervisorRef<A> {
     /// Wraps a reference to an actor known to be a `DynamicSupervisor<A>`.
     pub fn from_actor(actor: ActorRef<SupervisorMsg>) -> Self {
-        Self { actor, _args: PhantomData }
+        Self {
+            actor,
+            _args: PhantomData,
+        }
     }
     /// The supervisor's cell.
     pub fn cell(&self) -> ActorCell {
@@ -159,7 +170,11 @@ impl<A: Send + 'static> DynamicSupervisorRef<A> {
     }
     /// Stops a child; it is not restarted and is forgotten.
     pub async fn terminate_child(&self, child: ActorId) -> Result<(), SupervisorError> {
-        ractor::call!(self.actor, SupervisorMsg::TerminateChild, ChildRef::Actor(child))?
+        ractor::call!(
+            self.actor,
+            SupervisorMsg::TerminateChild,
+            ChildRef::Actor(child)
+        )?
     }
     /// Lists children (unordered).
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, SupervisorError> {
@@ -171,7 +186,10 @@ impl<A: Send + 'static> DynamicSupervisorRef<A> {
     }
     /// Stops the supervisor (all children, concurrently) and waits until it is gone.
     pub async fn shutdown(&self) {
-        let _ = self.actor.stop_and_wait(Some("shutdown".into()), None).await;
+        let _ = self
+            .actor
+            .stop_and_wait(Some("shutdown".into()), None)
+            .await;
     }
 }
 
@@ -182,14 +200,20 @@ pub struct DynamicSupervisor<A>(PhantomData<fn(A)>);
 
 impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
     /// Starts an unlinked dynamic supervisor.
-    pub async fn start(spec: DynamicSupervisorSpec<A>) -> Result<(DynamicSupervisorRef<A>, JoinHandle<()>), SpawnErr> {
+    pub async fn start(
+        spec: DynamicSupervisorSpec<A>,
+    ) -> Result<(DynamicSupervisorRef<A>, JoinHandle<()>), SpawnErr> {
         let (r, h) = Actor::spawn(None, DynamicSupervisor(PhantomData), spec).await?;
         Ok((DynamicSupervisorRef::from_actor(r), h))
     }
 
     /// Starts a dynamic supervisor linked to `parent`.
-    pub async fn start_link(spec: DynamicSupervisorSpec<A>, parent: ActorCell) -> Result<DynamicSupervisorRef<A>, SpawnErr> {
-        let (r, _) = Actor::spawn_linked(None, DynamicSupervisor(PhantomData), spec, parent).await?;
+    pub async fn start_link(
+        spec: DynamicSupervisorSpec<A>,
+        parent: ActorCell,
+    ) -> Result<DynamicSupervisorRef<A>, SpawnErr> {
+        let (r, _) =
+            Actor::spawn_linked(None, DynamicSupervisor(PhantomData), spec, parent).await?;
         Ok(DynamicSupervisorRef::from_actor(r))
     }
 }
@@ -229,24 +253,44 @@ impl<A: Clone + Send + Sync + 'static> DynamicState<A> {
         format!("{}#{serial}", self.common.name)
     }
 
-    async fn start(&self, myself: &ActorRef<SupervisorMsg>, args: A, serial: u64) -> Result<ActorCell, SpawnErr> {
+    async fn start(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        args: A,
+        serial: u64,
+    ) -> Result<ActorCell, SpawnErr> {
         let cell = (self.template)(args, myself.get_cell()).await?;
         // Names are formatted only when someone looks: there may be 100 000 children.
-        self.common.child_started(|| self.child_name(serial), cell.get_id());
+        self.common
+            .child_started(|| self.child_name(serial), cell.get_id());
         Ok(cell)
     }
 
     /// Tries to restart a pending child; on failure it stays pending and a retry is queued.
     async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, serial: u64) {
-        let Some((args, restarts)) = self.pending.remove(&serial) else { return };
+        let Some((args, restarts)) = self.pending.remove(&serial) else {
+            return;
+        };
         match self.start(myself, args.clone(), serial).await {
             Ok(cell) => {
                 self.common.metrics.restarted();
                 let id = cell.get_id();
-                self.children.insert(id, DynChild { cell, args, serial, restarts: restarts + 1 });
+                self.children.insert(
+                    id,
+                    DynChild {
+                        cell,
+                        args,
+                        serial,
+                        restarts: restarts + 1,
+                    },
+                );
                 if self.common.events.is_some() {
                     let children = vec![self.child_name(serial)];
-                    self.common.emit(|supervisor| crate::SupervisorEvent::Restarted { supervisor, children });
+                    self.common
+                        .emit(|supervisor| crate::SupervisorEvent::Restarted {
+                            supervisor,
+                            children,
+                        });
                 }
             }
             Err(e) => {
@@ -263,7 +307,9 @@ impl<A: Clone + Send + Sync + 'static> DynamicState<A> {
         self.pending.clear();
         match self.shutdown {
             Shutdown::BrutalKill => children.iter().for_each(|c| c.kill()),
-            _ => children.iter().for_each(|c| c.stop(Some("shutdown".into()))),
+            _ => children
+                .iter()
+                .for_each(|c| c.stop(Some("shutdown".into()))),
         }
         let timeout = match self.shutdown {
             Shutdown::Timeout(d) => Some(d),
@@ -286,7 +332,11 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
     type State = DynamicState<A>;
     type Arguments = DynamicSupervisorSpec<A>;
 
-    async fn pre_start(&self, _myself: ActorRef<SupervisorMsg>, spec: DynamicSupervisorSpec<A>) -> Result<DynamicState<A>, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        spec: DynamicSupervisorSpec<A>,
+    ) -> Result<DynamicState<A>, ActorProcessingErr> {
         Ok(DynamicState {
             common: Common {
                 name: spec.name,
@@ -307,18 +357,33 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
         })
     }
 
-    async fn post_stop(&self, _myself: ActorRef<SupervisorMsg>, state: &mut DynamicState<A>) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        state: &mut DynamicState<A>,
+    ) -> Result<(), ActorProcessingErr> {
         state.terminate_all().await;
-        state.common.emit(|supervisor| crate::SupervisorEvent::Stopped { supervisor });
+        state
+            .common
+            .emit(|supervisor| crate::SupervisorEvent::Stopped { supervisor });
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<SupervisorMsg>, msg: SupervisorMsg, state: &mut DynamicState<A>) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut DynamicState<A>,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::StartDynamic(args, reply) => {
                 let result = match args.downcast::<A>() {
                     Err(_) => Err(SupervisorError::WrongArgumentType),
-                    Ok(_) if state.max_children.is_some_and(|m| state.children.len() + state.pending.len() >= m) => {
+                    Ok(_)
+                        if state
+                            .max_children
+                            .is_some_and(|m| state.children.len() + state.pending.len() >= m) =>
+                    {
                         Err(SupervisorError::MaxChildren {
                             supervisor: state.common.name.to_string(),
                             max: state.max_children.unwrap_or_default(),
@@ -329,12 +394,23 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
                         state.next_serial += 1;
                         match state.start(&myself, (*args).clone(), serial).await {
                             Ok(cell) => {
-                                state.children.insert(cell.get_id(), DynChild { cell: cell.clone(), args: *args, serial, restarts: 0 });
+                                state.children.insert(
+                                    cell.get_id(),
+                                    DynChild {
+                                        cell: cell.clone(),
+                                        args: *args,
+                                        serial,
+                                        restarts: 0,
+                                    },
+                                );
                                 Ok(cell)
                             }
                             Err(e) => {
                                 state.common.metrics.start_failed();
-                                Err(SupervisorError::ChildStartFailed { child: state.child_name(serial), reason: e.to_string() })
+                                Err(SupervisorError::ChildStartFailed {
+                                    child: state.child_name(serial),
+                                    reason: e.to_string(),
+                                })
                             }
                         }
                     }
@@ -342,7 +418,9 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
                 let _ = reply.send(result);
             }
             SupervisorMsg::StartChild(spec, reply) => {
-                let _ = reply.send(Err(SupervisorError::NotSupported("a DynamicSupervisor (start_child takes the template's arguments)")));
+                let _ = reply.send(Err(SupervisorError::NotSupported(
+                    "a DynamicSupervisor (start_child takes the template's arguments)",
+                )));
                 drop(spec);
             }
             SupervisorMsg::TerminateChild(child, reply) => {
@@ -350,12 +428,16 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
                     ChildRef::Actor(id) => match state.children.remove(&id) {
                         Some(c) => {
                             shutdown_child(&c.cell, state.shutdown).await;
-                            state.common.child_terminated(&state.child_name(c.serial), id);
+                            state
+                                .common
+                                .child_terminated(&state.child_name(c.serial), id);
                             Ok(())
                         }
                         None => Err(SupervisorError::NotFound(id.to_string())),
                     },
-                    ChildRef::Id(_) => Err(SupervisorError::NotSupported("a DynamicSupervisor (terminate children by actor id)")),
+                    ChildRef::Id(_) => Err(SupervisorError::NotSupported(
+                        "a DynamicSupervisor (terminate children by actor id)",
+                    )),
                 };
                 let _ = reply.send(result);
             }
@@ -369,21 +451,53 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
                 let mut list: Vec<(u64, ChildInfo)> = state
                     .children
                     .values()
-                    .map(|c| (c.serial, ChildInfo { id: state.child_name(c.serial), actor: Some(c.cell.clone()), kind: state.kind, restarts: c.restarts }))
-                    .chain(state.pending.iter().map(|(s, (_, r))| (*s, ChildInfo { id: state.child_name(*s), actor: None, kind: state.kind, restarts: *r })))
+                    .map(|c| {
+                        (
+                            c.serial,
+                            ChildInfo {
+                                id: state.child_name(c.serial),
+                                actor: Some(c.cell.clone()),
+                                kind: state.kind,
+                                restarts: c.restarts,
+                            },
+                        )
+                    })
+                    .chain(state.pending.iter().map(|(s, (_, r))| {
+                        (
+                            *s,
+                            ChildInfo {
+                                id: state.child_name(*s),
+                                actor: None,
+                                kind: state.kind,
+                                restarts: *r,
+                            },
+                        )
+                    }))
                     .collect();
                 list.sort_by_key(|(s, _)| *s);
                 let _ = reply.send(list.into_iter().map(|(_, c)| c).collect());
             }
             SupervisorMsg::CountChildren(reply) => {
                 let specs = state.children.len() + state.pending.len();
-                let supervisors = if state.kind == ChildKind::Supervisor { specs } else { 0 };
-                let _ = reply.send(ChildCounts { specs, active: state.children.len(), supervisors, workers: specs - supervisors });
+                let supervisors = if state.kind == ChildKind::Supervisor {
+                    specs
+                } else {
+                    0
+                };
+                let _ = reply.send(ChildCounts {
+                    specs,
+                    active: state.children.len(),
+                    supervisors,
+                    workers: specs - supervisors,
+                });
             }
             SupervisorMsg::Name(reply) => {
                 let _ = reply.send(state.common.name.to_string());
             }
-            SupervisorMsg::RetryRestart { serial: Some(serial), count } => {
+            SupervisorMsg::RetryRestart {
+                serial: Some(serial),
+                count,
+            } => {
                 if !state.pending.contains_key(&serial) {
                     return Ok(());
                 }
@@ -398,7 +512,12 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<SupervisorMsg>, evt: SupervisionEvent, state: &mut DynamicState<A>) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        state: &mut DynamicState<A>,
+    ) -> Result<(), ActorProcessingErr> {
         let (Some(reason), Some(cell)) = (ExitReason::from_event(&evt), evt.actor_cell()) else {
             return Ok(());
         };
@@ -407,7 +526,9 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
             return Ok(());
         };
         if state.common.events.is_some() || reason.is_abnormal() {
-            state.common.child_exited(&state.child_name(child.serial), actor, &reason);
+            state
+                .common
+                .child_exited(&state.child_name(child.serial), actor, &reason);
         } else {
             state.common.metrics.stopped(false);
         }
@@ -418,9 +539,13 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
             state.terminate_all().await;
             return Err(state.common.escalate());
         }
-        state.pending.insert(child.serial, (child.args, child.restarts));
+        state
+            .pending
+            .insert(child.serial, (child.args, child.restarts));
         if state.common.backoff.is_some() {
-            state.common.schedule_retry(&myself, Some(child.serial), false, true);
+            state
+                .common
+                .schedule_retry(&myself, Some(child.serial), false, true);
         } else {
             state.restart(&myself, child.serial).await;
         }

@@ -52,7 +52,9 @@ pub enum SupervisorError {
     #[error("supervisor unreachable: {0}")]
     Unreachable(String),
     /// The supervisor reached its restart intensity and gave up.
-    #[error("supervisor {supervisor} reached its maximum restart intensity ({max_restarts} in {period_ms} ms)")]
+    #[error(
+        "supervisor {supervisor} reached its maximum restart intensity ({max_restarts} in {period_ms} ms)"
+    )]
     Escalated {
         /// The supervisor's name.
         supervisor: String,

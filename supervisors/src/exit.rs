@@ -24,9 +24,9 @@ impl ExitReason {
     /// Classifies a child's termination event; `None` for events that are not an exit.
     pub fn from_event(evt: &SupervisionEvent) -> Option<Self> {
         match evt {
-            SupervisionEvent::ActorTerminated(_, _, reason) => Some(Self::from_stop_reason(
-                reason.as_deref(),
-            )),
+            SupervisionEvent::ActorTerminated(_, _, reason) => {
+                Some(Self::from_stop_reason(reason.as_deref()))
+            }
             SupervisionEvent::ActorFailed(_, err) => Some(ExitReason::Failed(err.to_string())),
             _ => None,
         }
@@ -62,13 +62,22 @@ mod tests {
     #[test]
     fn stop_reasons_map_to_otp_exit_reasons() {
         assert_eq!(ExitReason::from_stop_reason(None), ExitReason::Normal);
-        assert_eq!(ExitReason::from_stop_reason(Some("done")), ExitReason::Normal);
-        assert_eq!(ExitReason::from_stop_reason(Some("shutdown")), ExitReason::Shutdown);
+        assert_eq!(
+            ExitReason::from_stop_reason(Some("done")),
+            ExitReason::Normal
+        );
+        assert_eq!(
+            ExitReason::from_stop_reason(Some("shutdown")),
+            ExitReason::Shutdown
+        );
         assert_eq!(
             ExitReason::from_stop_reason(Some("shutdown: leaving")),
             ExitReason::Shutdown
         );
-        assert_eq!(ExitReason::from_stop_reason(Some("killed")), ExitReason::Killed);
+        assert_eq!(
+            ExitReason::from_stop_reason(Some("killed")),
+            ExitReason::Killed
+        );
         assert_eq!(
             ExitReason::from_stop_reason(Some("actor_task_cancelled")),
             ExitReason::Killed
@@ -78,7 +87,12 @@ mod tests {
     #[test]
     fn restart_types_follow_otp_rules() {
         let failed = ExitReason::Failed("boom".into());
-        for r in [ExitReason::Normal, ExitReason::Shutdown, ExitReason::Killed, failed.clone()] {
+        for r in [
+            ExitReason::Normal,
+            ExitReason::Shutdown,
+            ExitReason::Killed,
+            failed.clone(),
+        ] {
             assert!(Restart::Permanent.should_restart(&r));
             assert!(!Restart::Temporary.should_restart(&r));
         }

@@ -18,13 +18,12 @@ pub(crate) async fn shutdown_child(child: &ActorCell, policy: Shutdown) {
         Shutdown::Infinity => {
             let _ = child.stop_and_wait(reason, None).await;
         }
-        Shutdown::Timeout(d) => match child.stop_and_wait(reason, Some(d)).await {
-            Err(ractor::RactorErr::Timeout) => {
+        Shutdown::Timeout(d) => {
+            if let Err(ractor::RactorErr::Timeout) = child.stop_and_wait(reason, Some(d)).await {
                 tracing::warn!(actor = %child.get_id(), timeout_ms = d.as_millis() as u64,
                     "child did not stop within its shutdown timeout; killing it");
                 let _ = child.kill_and_wait(None).await;
             }
-            _ => {}
-        },
+        }
     }
 }

@@ -48,7 +48,9 @@ pub struct TreeSnapshot {
 /// Walks a tree from `root` (a [`crate::Supervisor`] or [`crate::DynamicSupervisor`]),
 /// asking each supervisor for its children. Children of kind supervisor that are not one of
 /// ours are shown without children.
-pub async fn tree_snapshot(root: &ActorRef<SupervisorMsg>) -> Result<TreeSnapshot, crate::SupervisorError> {
+pub async fn tree_snapshot(
+    root: &ActorRef<SupervisorMsg>,
+) -> Result<TreeSnapshot, crate::SupervisorError> {
     let name = ractor::call!(root, SupervisorMsg::Name)?;
     let mut top = TreeSnapshot {
         id: name,

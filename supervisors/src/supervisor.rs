@@ -4,14 +4,16 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr,
+    SupervisionEvent,
+};
 use tokio::task::JoinHandle;
 
 use crate::shutdown::shutdown_child;
 use crate::{
-    Backoff, ChildCounts, ChildInfo, ChildKind, ChildSpec, ExitReason, Intensity,
-    RestartIntensity, Restart, Strategy, SupervisorError, SupervisorMetrics, SupervisorSpec,
-    TreeSnapshot,
+    Backoff, ChildCounts, ChildInfo, ChildKind, ChildSpec, ExitReason, Intensity, Restart,
+    RestartIntensity, Strategy, SupervisorError, SupervisorMetrics, SupervisorSpec, TreeSnapshot,
 };
 
 /// Where a supervisor streams its [`SupervisorEvent`]s.
@@ -92,7 +94,10 @@ pub enum SupervisorMsg {
     /// Add and start a child (static supervisors).
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, SupervisorError>>),
     /// Start a child from the template with these arguments (dynamic supervisors).
-    StartDynamic(Box<dyn Any + Send>, RpcReplyPort<Result<ActorCell, SupervisorError>>),
+    StartDynamic(
+        Box<dyn Any + Send>,
+        RpcReplyPort<Result<ActorCell, SupervisorError>>,
+    ),
     /// Stop a child; its spec is kept (static, unless temporary) or dropped (dynamic).
     TerminateChild(ChildRef, RpcReplyPort<Result<(), SupervisorError>>),
     /// Start a stopped child again (static).
@@ -122,6 +127,10 @@ impl ractor::Message for SupervisorMsg {}
 pub struct SupervisorRef(pub(crate) ActorRef<SupervisorMsg>);
 
 impl SupervisorRef {
+    /// Wraps a reference to an actor known to be a [`Supervisor`].
+    pub fn from_actor(actor: ActorRef<SupervisorMsg>) -> Self {
+        Self(actor)
+    }
     /// The supervisor's cell (to link, monitor, stop or kill it).
     pub fn cell(&self) -> ActorCell {
         self.0.get_cell()
@@ -136,7 +145,11 @@ impl SupervisorRef {
     }
     /// OTP `terminate_child/2`: stop the child; its spec is kept unless it is temporary.
     pub async fn terminate_child(&self, id: &str) -> Result<(), SupervisorError> {
-        ractor::call!(self.0, SupervisorMsg::TerminateChild, ChildRef::Id(id.to_string()))?
+        ractor::call!(
+            self.0,
+            SupervisorMsg::TerminateChild,
+            ChildRef::Id(id.to_string())
+        )?
     }
     /// OTP `restart_child/2`: start a stopped child again.
     pub async fn restart_child(&self, id: &str) -> Result<ActorCell, SupervisorError> {
@@ -175,7 +188,10 @@ impl Supervisor {
     }
 
     /// Starts a supervisor linked to `parent` (a child supervisor).
-    pub async fn start_link(spec: SupervisorSpec, parent: ActorCell) -> Result<SupervisorRef, SpawnErr> {
+    pub async fn start_link(
+        spec: SupervisorSpec,
+        parent: ActorCell,
+    ) -> Result<SupervisorRef, SpawnErr> {
         let (r, _) = Actor::spawn_linked(None, Supervisor, spec, parent).await?;
         Ok(SupervisorRef(r))
     }
@@ -235,7 +251,12 @@ impl Common {
         if self.events.is_some() {
             let child = child.to_string();
             let reason = reason.clone();
-            self.emit(|supervisor| SupervisorEvent::ChildExited { supervisor, child, actor, reason });
+            self.emit(|supervisor| SupervisorEvent::ChildExited {
+                supervisor,
+                child,
+                actor,
+                reason,
+            });
         }
     }
 
@@ -245,7 +266,11 @@ impl Common {
         if self.events.is_some() || tracing::enabled!(tracing::Level::DEBUG) {
             let child = child();
             tracing::debug!(supervisor = %self.name, child, actor = %actor, "child started");
-            self.emit(|supervisor| SupervisorEvent::ChildStarted { supervisor, child, actor });
+            self.emit(|supervisor| SupervisorEvent::ChildStarted {
+                supervisor,
+                child,
+                actor,
+            });
         }
     }
 
@@ -255,7 +280,11 @@ impl Common {
         self.metrics.stopped(false);
         if self.events.is_some() {
             let child = child.to_string();
-            self.emit(|supervisor| SupervisorEvent::ChildTerminated { supervisor, child, actor });
+            self.emit(|supervisor| SupervisorEvent::ChildTerminated {
+                supervisor,
+                child,
+                actor,
+            });
         }
     }
 
@@ -266,12 +295,22 @@ impl Common {
         if self.events.is_some() {
             let child = child.to_string();
             let reason = err.to_string();
-            self.emit(|supervisor| SupervisorEvent::RestartFailed { supervisor, child, reason });
+            self.emit(|supervisor| SupervisorEvent::RestartFailed {
+                supervisor,
+                child,
+                reason,
+            });
         }
     }
 
     /// Asks the actor to run a pending restart, after the backoff delay if there is one.
-    pub(crate) fn schedule_retry(&self, myself: &ActorRef<SupervisorMsg>, serial: Option<u64>, count: bool, delayed: bool) {
+    pub(crate) fn schedule_retry(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        serial: Option<u64>,
+        count: bool,
+        delayed: bool,
+    ) {
         let msg = move || SupervisorMsg::RetryRestart { serial, count };
         match (delayed, self.backoff) {
             (true, Some(b)) => {
@@ -307,9 +346,14 @@ impl SupervisorState {
         self.children.iter().position(|c| &*c.spec.id == id)
     }
 
-    async fn start(&self, myself: &ActorRef<SupervisorMsg>, spec: &ChildSpec) -> Result<ActorCell, SpawnErr> {
+    async fn start(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: &ChildSpec,
+    ) -> Result<ActorCell, SpawnErr> {
         let cell = (spec.start)(myself.get_cell()).await?;
-        self.common.child_started(|| spec.id.to_string(), cell.get_id());
+        self.common
+            .child_started(|| spec.id.to_string(), cell.get_id());
         Ok(cell)
     }
 
@@ -317,7 +361,8 @@ impl SupervisorState {
     async fn terminate(&mut self, i: usize) {
         if let Some(cell) = self.children[i].cell.take() {
             shutdown_child(&cell, self.children[i].spec.shutdown).await;
-            self.common.child_terminated(&self.children[i].spec.id, cell.get_id());
+            self.common
+                .child_terminated(&self.children[i].spec.id, cell.get_id());
         }
     }
 
@@ -349,7 +394,9 @@ impl SupervisorState {
         let mut j = range.start;
         let mut end = range.end;
         while j < end {
-            if self.children[j].spec.restart == Restart::Temporary && *self.children[j].spec.id != *failed_id {
+            if self.children[j].spec.restart == Restart::Temporary
+                && *self.children[j].spec.id != *failed_id
+            {
                 self.children.remove(j);
                 end -= 1;
             } else {
@@ -390,7 +437,10 @@ impl SupervisorState {
             }
         }
         if !restarted.is_empty() {
-            self.common.emit(|supervisor| SupervisorEvent::Restarted { supervisor, children: restarted });
+            self.common.emit(|supervisor| SupervisorEvent::Restarted {
+                supervisor,
+                children: restarted,
+            });
         }
     }
 
@@ -407,7 +457,11 @@ impl SupervisorState {
     }
 
     fn counts(&self) -> ChildCounts {
-        let supervisors = self.children.iter().filter(|c| c.spec.kind == ChildKind::Supervisor).count();
+        let supervisors = self
+            .children
+            .iter()
+            .filter(|c| c.spec.kind == ChildKind::Supervisor)
+            .count();
         ChildCounts {
             specs: self.children.len(),
             active: self.children.iter().filter(|c| c.cell.is_some()).count(),
@@ -422,7 +476,11 @@ impl Actor for Supervisor {
     type State = SupervisorState;
     type Arguments = SupervisorSpec;
 
-    async fn pre_start(&self, myself: ActorRef<SupervisorMsg>, spec: SupervisorSpec) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        spec: SupervisorSpec,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut state = SupervisorState {
             common: Common {
                 name: spec.name.clone(),
@@ -437,7 +495,12 @@ impl Actor for Supervisor {
         };
         for child in spec.children {
             match state.start(&myself, &child).await {
-                Ok(cell) => state.children.push(Child { spec: child, cell: Some(cell), restarts: 0, pending: false }),
+                Ok(cell) => state.children.push(Child {
+                    spec: child,
+                    cell: Some(cell),
+                    restarts: 0,
+                    pending: false,
+                }),
                 Err(e) => {
                     state.common.metrics.start_failed();
                     tracing::error!(supervisor = %spec.name, child = %child.id, error = %e, "child failed to start; stopping the ones started");
@@ -454,39 +517,65 @@ impl Actor for Supervisor {
         Ok(state)
     }
 
-    async fn post_stop(&self, _myself: ActorRef<SupervisorMsg>, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         state.terminate_all().await;
-        state.common.emit(|supervisor| SupervisorEvent::Stopped { supervisor });
+        state
+            .common
+            .emit(|supervisor| SupervisorEvent::Stopped { supervisor });
         tracing::debug!(supervisor = %state.common.name, "supervisor stopped");
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<SupervisorMsg>, msg: SupervisorMsg, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::StartChild(spec, reply) => {
                 let result = match state.position(&spec.id) {
-                    Some(i) if state.children[i].cell.is_some() => Err(SupervisorError::AlreadyStarted(spec.id.to_string())),
+                    Some(i) if state.children[i].cell.is_some() => {
+                        Err(SupervisorError::AlreadyStarted(spec.id.to_string()))
+                    }
                     Some(_) => Err(SupervisorError::AlreadyPresent(spec.id.to_string())),
                     None => match state.start(&myself, &spec).await {
                         Ok(cell) => {
-                            state.children.push(Child { spec, cell: Some(cell.clone()), restarts: 0, pending: false });
+                            state.children.push(Child {
+                                spec,
+                                cell: Some(cell.clone()),
+                                restarts: 0,
+                                pending: false,
+                            });
                             Ok(cell)
                         }
                         Err(e) => {
                             state.common.metrics.start_failed();
-                            Err(SupervisorError::ChildStartFailed { child: spec.id.to_string(), reason: e.to_string() })
+                            Err(SupervisorError::ChildStartFailed {
+                                child: spec.id.to_string(),
+                                reason: e.to_string(),
+                            })
                         }
                     },
                 };
                 let _ = reply.send(result);
             }
             SupervisorMsg::StartDynamic(_, reply) => {
-                let _ = reply.send(Err(SupervisorError::NotSupported("a static Supervisor (use start_child with a ChildSpec)")));
+                let _ = reply.send(Err(SupervisorError::NotSupported(
+                    "a static Supervisor (use start_child with a ChildSpec)",
+                )));
             }
             SupervisorMsg::TerminateChild(child, reply) => {
                 let found = match &child {
                     ChildRef::Id(id) => state.position(id),
-                    ChildRef::Actor(a) => state.children.iter().position(|c| c.cell.as_ref().map(|x| x.get_id()) == Some(*a)),
+                    ChildRef::Actor(a) => state
+                        .children
+                        .iter()
+                        .position(|c| c.cell.as_ref().map(|x| x.get_id()) == Some(*a)),
                 };
                 let result = match found {
                     None => Err(SupervisorError::NotFound(match child {
@@ -507,7 +596,9 @@ impl Actor for Supervisor {
             SupervisorMsg::RestartChild(id, reply) => {
                 let result = match state.position(&id) {
                     None => Err(SupervisorError::NotFound(id)),
-                    Some(i) if state.children[i].cell.is_some() => Err(SupervisorError::Running(id)),
+                    Some(i) if state.children[i].cell.is_some() => {
+                        Err(SupervisorError::Running(id))
+                    }
                     Some(i) => match state.start(&myself, &state.children[i].spec).await {
                         Ok(cell) => {
                             state.children[i].cell = Some(cell.clone());
@@ -516,7 +607,10 @@ impl Actor for Supervisor {
                         }
                         Err(e) => {
                             state.common.metrics.start_failed();
-                            Err(SupervisorError::ChildStartFailed { child: id, reason: e.to_string() })
+                            Err(SupervisorError::ChildStartFailed {
+                                child: id,
+                                reason: e.to_string(),
+                            })
                         }
                     },
                 };
@@ -525,7 +619,9 @@ impl Actor for Supervisor {
             SupervisorMsg::DeleteChild(id, reply) => {
                 let result = match state.position(&id) {
                     None => Err(SupervisorError::NotFound(id)),
-                    Some(i) if state.children[i].cell.is_some() => Err(SupervisorError::Running(id)),
+                    Some(i) if state.children[i].cell.is_some() => {
+                        Err(SupervisorError::Running(id))
+                    }
                     Some(i) => {
                         state.children.remove(i);
                         Ok(())
@@ -556,17 +652,28 @@ impl Actor for Supervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<SupervisorMsg>, evt: SupervisionEvent, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         let (Some(reason), Some(cell)) = (ExitReason::from_event(&evt), evt.actor_cell()) else {
             return Ok(());
         };
         let actor = cell.get_id();
         // Exits of children we stopped ourselves, or of older incarnations, match nothing.
-        let Some(i) = state.children.iter().position(|c| c.cell.as_ref().map(|x| x.get_id()) == Some(actor)) else {
+        let Some(i) = state
+            .children
+            .iter()
+            .position(|c| c.cell.as_ref().map(|x| x.get_id()) == Some(actor))
+        else {
             return Ok(());
         };
         state.children[i].cell = None;
-        state.common.child_exited(&state.children[i].spec.id, actor, &reason);
+        state
+            .common
+            .child_exited(&state.children[i].spec.id, actor, &reason);
         let restart = state.children[i].spec.restart;
         if !restart.should_restart(&reason) {
             if restart == Restart::Temporary {
