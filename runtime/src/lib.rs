@@ -1,9 +1,27 @@
 //! erlmcp-runtime: the actor-free core of erlmcp.
 //!
-//! It will own, as plain types and functions that tests drive without actors (quinn-proto
-//! style): the JSON-RPC 2.0 envelope codec; the MCP protocol logic (a session state machine
-//! over plain data); the tool/resource/prompt traits and registry (the SDK surface); the hash
-//! ring and shard map; the session state model and its bincode codec; the config model; the
-//! cluster wire messages; and the QUIC + rustls transport that carries ractor_cluster.
+//! Plain types and functions that tests drive without actors (quinn-proto style):
+//! - [`jsonrpc`]: the JSON-RPC 2.0 envelope codec (params decoded lazily);
+//! - [`protocol`], [`engine`]: the MCP server protocol as functions over [`session::SessionState`];
+//! - [`registry`], [`context`], [`schema`]: the SDK surface (tools, resources, templates,
+//!   prompts, completions) and what handlers see;
+//! - [`core_pack`]: the built-in `core` tools every node serves;
+//! - [`framing`]: NDJSON line framing with a size limit.
 //!
-//! It must not spawn actors of the domain: those live in `erlmcp-actors`.
+//! Still to come here: the hash ring and shard map, the cluster wire messages, and the QUIC +
+//! rustls transport that carries ractor_cluster. This crate must not spawn actors of the domain.
+
+#![warn(missing_docs)]
+
+pub mod context;
+pub mod core_pack;
+pub mod engine;
+pub mod framing;
+pub mod jsonrpc;
+pub mod protocol;
+pub mod registry;
+pub mod schema;
+pub mod session;
+
+/// A registry with the `core` pack (re-exported for convenience).
+pub use core_pack::core_registry;

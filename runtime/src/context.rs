@@ -1,0 +1,150 @@
+//! What a tool, resource, prompt or completion handler sees of its session and client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::jsonrpc::ErrorObject;
+use crate::protocol::{LogLevel, method};
+
+/// The session side of a context, implemented by the Session actor (and by test doubles).
+///
+/// Key-value operations go to the session's state: the only state that survives passivation,
+/// restarts, migration and failover.
+pub trait SessionPeer: Send + Sync {
+    /// Reads a key.
+    fn kv_get(&self, key: String) -> BoxFuture<'static, Result<Option<Value>, ErrorObject>>;
+    /// Writes a key; resolves once the write is committed.
+    fn kv_set(&self, key: String, value: Value) -> BoxFuture<'static, Result<(), ErrorObject>>;
+    /// Deletes a key; resolves to whether it existed.
+    fn kv_delete(&self, key: String) -> BoxFuture<'static, Result<bool, ErrorObject>>;
+    /// Lists keys and values.
+    fn kv_list(&self) -> BoxFuture<'static, Result<Vec<(String, Value)>, ErrorObject>>;
+    /// Sends a log message to the client if the session's level lets it through.
+    fn log(&self, level: LogLevel, logger: Option<String>, data: Value);
+    /// Sends a notification to the client.
+    fn notify(&self, method: &str, params: Value);
+    /// Sends a request to the client and waits for its response (or the timeout).
+    fn request(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Value, ErrorObject>>;
+}
+
+/// A handler's view of its request, session and client.
+#[derive(Clone)]
+pub struct Context {
+    /// The session this request belongs to.
+    pub session_id: Arc<str>,
+    /// The node serving it.
+    pub node: Arc<str>,
+    /// The node that owns the session (the same node until sharding lands).
+    pub owner: Arc<str>,
+    /// Cancelled when the client cancels the request or the session goes away.
+    pub cancel: CancellationToken,
+    progress_token: Option<Value>,
+    peer: Arc<dyn SessionPeer>,
+}
+
+/// Default timeout of server → client requests.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Context {
+    /// A context for one request.
+    pub fn new(
+        session_id: Arc<str>,
+        node: Arc<str>,
+        owner: Arc<str>,
+        cancel: CancellationToken,
+        progress_token: Option<Value>,
+        peer: Arc<dyn SessionPeer>,
+    ) -> Self {
+        Self {
+            session_id,
+            node,
+            owner,
+            cancel,
+            progress_token,
+            peer,
+        }
+    }
+
+    /// Reads a session key.
+    pub async fn kv_get(&self, key: &str) -> Result<Option<Value>, ErrorObject> {
+        self.peer.kv_get(key.to_string()).await
+    }
+    /// Writes a session key (committed when this returns).
+    pub async fn kv_set(&self, key: &str, value: Value) -> Result<(), ErrorObject> {
+        self.peer.kv_set(key.to_string(), value).await
+    }
+    /// Deletes a session key; returns whether it existed.
+    pub async fn kv_delete(&self, key: &str) -> Result<bool, ErrorObject> {
+        self.peer.kv_delete(key.to_string()).await
+    }
+    /// All session keys and values, sorted by key.
+    pub async fn kv_list(&self) -> Result<Vec<(String, Value)>, ErrorObject> {
+        self.peer.kv_list().await
+    }
+
+    /// Whether the request carried a progress token.
+    pub fn has_progress_token(&self) -> bool {
+        self.progress_token.is_some()
+    }
+
+    /// Reports progress (a no-op unless the request carried a progress token).
+    pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        if let Some(token) = &self.progress_token {
+            let mut p = json!({ "progressToken": token, "progress": progress });
+            if let Some(t) = total {
+                p["total"] = json!(t);
+            }
+            if let Some(m) = message {
+                p["message"] = json!(m);
+            }
+            self.peer.notify(method::PROGRESS, p);
+        }
+    }
+
+    /// Logs to the client (`notifications/message`), filtered by the session's level.
+    pub fn log(&self, level: LogLevel, data: Value) {
+        self.peer.log(level, None, data);
+    }
+
+    /// Logs to the client under a logger name.
+    pub fn log_as(&self, level: LogLevel, logger: &str, data: Value) {
+        self.peer.log(level, Some(logger.to_string()), data);
+    }
+
+    /// Sends any notification to the client.
+    pub fn notify(&self, method: &str, params: Value) {
+        self.peer.notify(method, params);
+    }
+
+    /// Asks the client's model for a completion (`sampling/createMessage`).
+    pub async fn sample(&self, params: Value) -> Result<Value, ErrorObject> {
+        self.client_request(method::SAMPLING_CREATE_MESSAGE, params)
+            .await
+    }
+    /// Asks the user for input (`elicitation/create`).
+    pub async fn elicit(&self, params: Value) -> Result<Value, ErrorObject> {
+        self.client_request(method::ELICITATION_CREATE, params)
+            .await
+    }
+    /// Asks the client for its roots (`roots/list`).
+    pub async fn list_roots(&self) -> Result<Value, ErrorObject> {
+        self.client_request(method::ROOTS_LIST, json!({})).await
+    }
+
+    /// Any server → client request, cancelled with this request.
+    pub async fn client_request(&self, method: &str, params: Value) -> Result<Value, ErrorObject> {
+        tokio::select! {
+            r = self.peer.request(method, params, CLIENT_REQUEST_TIMEOUT) => r,
+            _ = self.cancel.cancelled() => Err(ErrorObject::new(crate::jsonrpc::code::REQUEST_TIMEOUT, "request cancelled")),
+        }
+    }
+}
