@@ -49,7 +49,12 @@ impl RestartIntensity {
                 break;
             }
         }
-        self.restarts.len() <= self.limit.max_restarts as usize
+        let within = self.restarts.len() <= self.limit.max_restarts as usize;
+        // Only the newest max_restarts + 1 times can decide the next answer: keep no more.
+        while self.restarts.len() > (self.limit.max_restarts as usize).saturating_add(1) {
+            self.restarts.pop_front();
+        }
+        within
     }
 
     /// Restarts inside the current period.
@@ -86,6 +91,20 @@ mod tests {
         assert!(i.add_restart(t0 + Duration::from_secs(6)));
         assert!(!i.add_restart(t0 + Duration::from_secs(7)));
         assert_eq!(i.recent(), 2);
+    }
+
+    #[test]
+    fn intensity_keeps_at_most_max_plus_one_timestamps() {
+        let mut i = RestartIntensity::new(Intensity {
+            max_restarts: 2,
+            period: Duration::from_secs(3600),
+        });
+        let t0 = Instant::now();
+        for k in 0..1000 {
+            i.add_restart(t0 + Duration::from_millis(k));
+        }
+        assert_eq!(i.recent(), 3);
+        assert!(!i.add_restart(t0 + Duration::from_millis(1001)));
     }
 
     #[test]
