@@ -1,8 +1,24 @@
 //! erlmcp-actors: the actors of erlmcp, each a thin shell around `erlmcp-runtime` logic.
 //!
-//! It will own Connection, Session, the per-request Worker, Shard, Membership, Replicator,
-//! Queue, Cache and RateLimiter, all started under `erlmcp-supervisors` trees as
-//! `shared/DESIGN.md` draws them. It does not parse sockets or CLI flags.
+//! - [`connection::Connection`]: one per client connection; decodes, binds to a session, routes.
+//! - [`shard::Shard`]: owns sessions; routes, activates passivated ones, restarts crashed ones
+//!   from their committed state, expires old ones.
+//! - [`session::Session`]: one MCP session's state; supervises its per-request workers.
+//! - [`worker::Worker`]: one per in-flight request that runs user code.
+//! - [`engine::Engine`]: starts the above under `erlmcp-supervisors` trees and gives listeners
+//!   one call to serve a connection.
+//!
+//! Still to come: Membership, Replicator, Queue, Cache, RateLimiter. Nothing here parses sockets
+//! or CLI flags.
+
+#![warn(missing_docs)]
+
+pub mod connection;
+pub mod engine;
+pub mod env;
+pub mod session;
+pub mod shard;
+pub mod worker;
 
 pub use erlmcp_runtime as runtime;
 pub use erlmcp_supervisors as supervisors;

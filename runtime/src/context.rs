@@ -27,12 +27,12 @@ pub trait SessionPeer: Send + Sync {
     fn log(&self, level: LogLevel, logger: Option<String>, data: Value);
     /// Sends a notification to the client.
     fn notify(&self, method: &str, params: Value);
-    /// Sends a request to the client and waits for its response (or the timeout).
+    /// Sends a request to the client and waits for its response (or the session's timeout
+    /// for client requests).
     fn request(
         &self,
         method: &str,
         params: Value,
-        timeout: Duration,
     ) -> BoxFuture<'static, Result<Value, ErrorObject>>;
 }
 
@@ -143,7 +143,7 @@ impl Context {
     /// Any server → client request, cancelled with this request.
     pub async fn client_request(&self, method: &str, params: Value) -> Result<Value, ErrorObject> {
         tokio::select! {
-            r = self.peer.request(method, params, CLIENT_REQUEST_TIMEOUT) => r,
+            r = self.peer.request(method, params) => r,
             _ = self.cancel.cancelled() => Err(ErrorObject::new(crate::jsonrpc::code::REQUEST_TIMEOUT, "request cancelled")),
         }
     }

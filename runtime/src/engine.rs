@@ -222,6 +222,20 @@ pub fn progress_token(req: &Request) -> Option<Value> {
         .filter(|t| t.is_string() || t.is_number())
 }
 
+/// The session id an `initialize` asks to resume (`_meta["io.erlmcp/resume"]`), if any.
+pub fn resume_id(req: &Request) -> Option<String> {
+    #[derive(Deserialize)]
+    struct P {
+        #[serde(rename = "_meta")]
+        meta: Option<serde_json::Map<String, Value>>,
+    }
+    let p = req.params.as_ref()?;
+    let meta = serde_json::from_str::<P>(p.get()).ok()?.meta?;
+    meta.get(crate::protocol::META_RESUME)?
+        .as_str()
+        .map(str::to_string)
+}
+
 /// The server capabilities we declare.
 pub fn server_capabilities(registry: &Registry) -> Value {
     let mut caps = json!({
@@ -681,6 +695,20 @@ mod tests {
         assert_eq!(
             handle_notification(&mut s, &n),
             NotificationEffect::Cancel(Id::Str("r9".into()))
+        );
+    }
+
+    #[test]
+    fn resume_id_is_read_from_meta() {
+        let r = req(
+            1,
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "_meta": {"io.erlmcp/resume": "abc"}}),
+        );
+        assert_eq!(resume_id(&r).as_deref(), Some("abc"));
+        assert_eq!(
+            resume_id(&req(1, "initialize", json!({"protocolVersion": "x"}))),
+            None
         );
     }
 

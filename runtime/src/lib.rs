@@ -6,13 +6,16 @@
 //! - [`registry`], [`context`], [`schema`]: the SDK surface (tools, resources, templates,
 //!   prompts, completions) and what handlers see;
 //! - [`core_pack`]: the built-in `core` tools every node serves;
-//! - [`framing`]: NDJSON line framing with a size limit.
+//! - [`framing`]: NDJSON line framing with a size limit;
+//! - [`reply`]: the one reply abstraction (client queue, exactly-once [`reply::Responder`]);
+//! - [`store`]: a shard's committed session states, compact.
 //!
 //! Still to come here: the hash ring and shard map, the cluster wire messages, and the QUIC +
 //! rustls transport that carries ractor_cluster. This crate must not spawn actors of the domain.
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod context;
 pub mod core_pack;
 pub mod engine;
@@ -20,8 +23,10 @@ pub mod framing;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod registry;
+pub mod reply;
 pub mod schema;
 pub mod session;
+pub mod store;
 
 /// A registry with the `core` pack (re-exported for convenience).
 pub use core_pack::core_registry;

@@ -1,0 +1,136 @@
+//! The MCP engine of one node as supervision-tree pieces: `ShardSup` (sessions) and
+//! `ConnectionSup` (connections), plus the one call listeners use to serve a connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use erlmcp_runtime::reply::ClientSink;
+use erlmcp_supervisors::{
+    ChildKind, ChildSpec, DynamicSupervisor, DynamicSupervisorRef, DynamicSupervisorSpec,
+    Intensity, Restart, Shutdown, Strategy, SupervisorSpec,
+};
+use ractor::{Actor, ActorCell, ActorRef};
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::{Connection, ConnectionArgs, ConnectionMsg};
+use crate::env::{Directory, NodeEnv, ShardDirectory};
+use crate::shard::{Shard, ShardArgs, ShardMsg, ShardStats};
+
+/// Handles to a node's MCP engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    /// Shared environment.
+    pub env: Arc<NodeEnv>,
+    /// The current shard.
+    pub shards: ShardDirectory,
+    /// The current connection supervisor.
+    pub connections: Directory<DynamicSupervisorRef<ConnectionArgs>>,
+}
+
+/// Starting a connection failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve a connection now: {0}")]
+pub struct ConnectError(String);
+
+impl Engine {
+    /// An engine over `env` (nothing runs until its child specs are started).
+    pub fn new(env: NodeEnv) -> Self {
+        Self {
+            env: Arc::new(env),
+            shards: Directory::new(),
+            connections: Directory::new(),
+        }
+    }
+
+    /// `ShardSup` (one_for_one) with the node's shard. Sessions survive a shard restart: their
+    /// state is in the store, and the next message reactivates them.
+    pub fn shard_sup(&self) -> ChildSpec {
+        let env = self.env.clone();
+        let dir = self.shards.clone();
+        let shard = ChildSpec::worker("Shard[0]", move |sup: ActorCell| {
+            let args = ShardArgs {
+                env: env.clone(),
+                directory: dir.clone(),
+                intensity: Intensity {
+                    max_restarts: 100,
+                    period: Duration::from_secs(10),
+                },
+            };
+            async move {
+                let (r, _) = Actor::spawn_linked(None, Shard, args, sup).await?;
+                Ok(r.get_cell())
+            }
+        })
+        .shutdown(Shutdown::Timeout(Duration::from_secs(10)));
+        ChildSpec::supervisor(
+            "ShardSup",
+            SupervisorSpec::new("ShardSup", Strategy::OneForOne)
+                .intensity(5, Duration::from_secs(10))
+                .child(shard),
+        )
+    }
+
+    /// `ConnectionSup`: a dynamic supervisor of temporary Connection actors.
+    pub fn connection_sup(&self) -> ChildSpec {
+        let dir = self.connections.clone();
+        let spec = DynamicSupervisorSpec::new(
+            "ConnectionSup",
+            |args: ConnectionArgs, sup: ActorCell| async move {
+                let (r, _) = Actor::spawn_linked(None, Connection, args, sup).await?;
+                Ok(r.get_cell())
+            },
+        )
+        .restart(Restart::Temporary)
+        .shutdown(Shutdown::Timeout(Duration::from_secs(5)));
+        ChildSpec::worker("ConnectionSup", move |sup: ActorCell| {
+            let (spec, dir) = (spec.clone(), dir.clone());
+            async move {
+                let r = DynamicSupervisor::start_link(spec, sup).await?;
+                dir.set(Some(r.clone()));
+                Ok(r.cell())
+            }
+        })
+        .kind(ChildKind::Supervisor)
+        .shutdown(Shutdown::Infinity)
+    }
+
+    /// Starts a Connection actor for a client whose outbound queue is `sink`. `closed` is
+    /// cancelled when the connection ends.
+    pub async fn open_connection(
+        &self,
+        sink: ClientSink,
+        closed: CancellationToken,
+        peer: String,
+    ) -> Result<ActorRef<ConnectionMsg>, ConnectError> {
+        let sup = self
+            .connections
+            .get()
+            .ok_or_else(|| ConnectError("connection supervisor not running".into()))?;
+        let args = ConnectionArgs {
+            sink,
+            shards: self.shards.clone(),
+            closed,
+            idle_timeout: self.env.config.connection_idle_timeout,
+            peer,
+        };
+        let cell = sup
+            .start_child(args)
+            .await
+            .map_err(|e| ConnectError(e.to_string()))?;
+        Ok(cell.into())
+    }
+
+    /// The shard's counts.
+    pub async fn stats(&self) -> Option<ShardStats> {
+        let shard = self.shards.get()?;
+        ractor::call!(shard, ShardMsg::Stats).ok()
+    }
+
+    /// A supervisor spec that runs just the engine (tests, embedding).
+    pub fn standalone_spec(&self, name: &str) -> SupervisorSpec {
+        SupervisorSpec::new(name, Strategy::RestForOne)
+            .intensity(3, Duration::from_secs(5))
+            .child(self.shard_sup())
+            .child(self.connection_sup())
+    }
+}

@@ -1,0 +1,344 @@
+//! Shard: owns a set of sessions. It routes messages to them, activates passivated ones from
+//! the store, restarts crashed ones from their last committed state, and forgets sessions past
+//! their TTL. It is the supervisor of its sessions (OTP: a `simple_one_for_one` whose restart
+//! reads the child's state from the store), with a restart intensity of its own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use erlmcp_runtime::jsonrpc::{ErrorObject, code};
+use erlmcp_runtime::session::{SessionState, new_session_id};
+use erlmcp_supervisors::{Intensity, RestartIntensity};
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
+};
+
+use crate::env::{NodeEnv, ShardDirectory};
+use crate::session::{Session, SessionArgs, SessionMsg};
+
+/// A new session: its id and actor.
+pub type NewSession = Result<(Arc<str>, ActorRef<SessionMsg>), ErrorObject>;
+
+/// Messages of a [`Shard`].
+pub enum ShardMsg {
+    /// Creates a new session and returns its id and actor.
+    Create(RpcReplyPort<NewSession>),
+    /// Delivers a message to a session (activating it if passivated) and returns its live actor
+    /// for direct sends, if it has a healthy one now.
+    Route(
+        Arc<str>,
+        SessionMsg,
+        RpcReplyPort<Option<ActorRef<SessionMsg>>>,
+    ),
+    /// Delivers a message to a session, without a reply.
+    Deliver(Arc<str>, SessionMsg),
+    /// Whether a session exists (live or passivated).
+    Exists(Arc<str>, RpcReplyPort<bool>),
+    /// The live actor of a session, if any (tests, chaos, admin).
+    LiveSession(Arc<str>, RpcReplyPort<Option<ActorRef<SessionMsg>>>),
+    /// Counts.
+    Stats(RpcReplyPort<ShardStats>),
+    /// Internal: forget sessions past their TTL.
+    Sweep,
+}
+impl ractor::Message for ShardMsg {}
+
+/// Session counts of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShardStats {
+    /// Sessions with a running actor.
+    pub live: usize,
+    /// All sessions (live or passivated).
+    pub sessions: usize,
+    /// Sessions restarted after a crash.
+    pub restarts: u64,
+    /// Activations of passivated sessions.
+    pub activations: u64,
+}
+
+/// The shard actor.
+pub struct Shard;
+
+/// How a shard starts.
+pub struct ShardArgs {
+    /// Shared node environment (its store outlives the shard).
+    pub env: Arc<NodeEnv>,
+    /// Where the shard publishes its ref.
+    pub directory: ShardDirectory,
+    /// Restart intensity for its sessions.
+    pub intensity: Intensity,
+}
+
+struct Live {
+    actor: ActorRef<SessionMsg>,
+    /// Messages waiting for the next activation (the actor is draining towards passivation).
+    parked: Vec<SessionMsg>,
+}
+
+/// Live state of a [`Shard`].
+pub struct ShardState {
+    env: Arc<NodeEnv>,
+    directory: ShardDirectory,
+    live: HashMap<Arc<str>, Live>,
+    by_actor: HashMap<ActorId, Arc<str>>,
+    intensity: RestartIntensity,
+    restarts: u64,
+    activations: u64,
+}
+
+fn unknown_session(id: &str) -> ErrorObject {
+    ErrorObject::new(
+        code::INVALID_PARAMS,
+        format!("Unknown session {id}: it expired or never existed; initialize a new one"),
+    )
+}
+
+impl ShardState {
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<ShardMsg>,
+        state: SessionState,
+    ) -> Result<ActorRef<SessionMsg>, ErrorObject> {
+        let id: Arc<str> = Arc::from(state.id.as_str());
+        let args = SessionArgs {
+            state,
+            env: self.env.clone(),
+            shard: myself.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, Session, args, myself.get_cell())
+            .await
+            .map_err(|e| ErrorObject::internal(format!("could not start session {id}: {e}")))?;
+        self.by_actor.insert(actor.get_id(), id.clone());
+        self.live.insert(
+            id,
+            Live {
+                actor: actor.clone(),
+                parked: Vec::new(),
+            },
+        );
+        Ok(actor)
+    }
+
+    /// Starts a passivated session from its committed state.
+    async fn activate(
+        &mut self,
+        myself: &ActorRef<ShardMsg>,
+        id: &Arc<str>,
+    ) -> Result<ActorRef<SessionMsg>, ErrorObject> {
+        let state = match self.env.store.load(id) {
+            None => return Err(unknown_session(id)),
+            Some(Err(e)) => {
+                tracing::error!(session = %id, error = %e, "stored session state is corrupt; dropping the session");
+                self.env.store.remove(id);
+                return Err(ErrorObject::internal(format!(
+                    "session {id} could not be restored"
+                )));
+            }
+            Some(Ok(s)) => s,
+        };
+        self.env.store.touch(id);
+        self.activations += 1;
+        self.spawn(myself, state).await
+    }
+
+    fn healthy(actor: &ActorRef<SessionMsg>) -> bool {
+        actor.get_status() <= ActorStatus::Running
+    }
+
+    /// Delivers `msg`; returns the live actor if it is healthy.
+    async fn deliver(
+        &mut self,
+        myself: &ActorRef<ShardMsg>,
+        id: Arc<str>,
+        msg: SessionMsg,
+    ) -> Option<ActorRef<SessionMsg>> {
+        if let Some(live) = self.live.get_mut(&id) {
+            if Self::healthy(&live.actor) {
+                match live.actor.send_message(msg) {
+                    Ok(()) => return Some(live.actor.clone()),
+                    Err(ractor::MessagingErr::SendErr(m)) => live.parked.push(m),
+                    Err(_) => {}
+                }
+            } else {
+                live.parked.push(msg);
+            }
+            return None;
+        }
+        match self.activate(myself, &id).await {
+            Ok(actor) => match actor.send_message(msg) {
+                Ok(()) => Some(actor),
+                Err(ractor::MessagingErr::SendErr(m)) => {
+                    m.reject(ErrorObject::internal("session stopped while starting"));
+                    None
+                }
+                Err(_) => None,
+            },
+            Err(e) => {
+                msg.reject(e);
+                None
+            }
+        }
+    }
+
+    /// A session actor ended: passivated (normal) or crashed (restart from the store).
+    async fn session_ended(
+        &mut self,
+        myself: &ActorRef<ShardMsg>,
+        actor: ActorId,
+        crashed: Option<String>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(id) = self.by_actor.remove(&actor) else {
+            return Ok(());
+        };
+        let Some(live) = self.live.remove(&id) else {
+            return Ok(());
+        };
+        let parked = live.parked;
+        if let Some(reason) = crashed {
+            tracing::warn!(session = %id, reason, "session crashed; restarting it from its last committed state");
+            if !self.intensity.add_restart(Instant::now()) {
+                tracing::error!("shard restart intensity reached; escalating");
+                return Err(
+                    format!("shard: session restart intensity reached (last: {id})").into(),
+                );
+            }
+            self.restarts += 1;
+        } else if parked.is_empty() {
+            tracing::debug!(session = %id, "session passivated");
+            return Ok(());
+        }
+        // Restart (after a crash) or reactivate (messages arrived while it drained).
+        match self.activate(myself, &id).await {
+            Ok(actor) => {
+                for m in parked {
+                    if let Err(ractor::MessagingErr::SendErr(m)) = actor.send_message(m) {
+                        m.reject(ErrorObject::internal("session stopped while restarting"));
+                    }
+                }
+            }
+            Err(e) => parked.into_iter().for_each(|m| m.reject(e.clone())),
+        }
+        Ok(())
+    }
+}
+
+/// How often the shard sweeps expired sessions (at most).
+const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+impl Actor for Shard {
+    type Msg = ShardMsg;
+    type State = ShardState;
+    type Arguments = ShardArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        args: ShardArgs,
+    ) -> Result<ShardState, ActorProcessingErr> {
+        args.directory.set(Some(myself.clone()));
+        let sweep =
+            (args.env.config.session_ttl / 4).clamp(Duration::from_millis(10), MAX_SWEEP_INTERVAL);
+        myself.send_interval(sweep, || ShardMsg::Sweep);
+        Ok(ShardState {
+            env: args.env,
+            directory: args.directory,
+            live: HashMap::new(),
+            by_actor: HashMap::new(),
+            intensity: RestartIntensity::new(args.intensity),
+            restarts: 0,
+            activations: 0,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        s: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        if s.directory
+            .get()
+            .is_some_and(|r| r.get_id() == myself.get_id())
+        {
+            s.directory.set(None);
+        }
+        // Sessions commit as they change, so stopping them loses nothing; stop them together.
+        let actors: Vec<_> = s.live.values().map(|l| l.actor.clone()).collect();
+        for a in &actors {
+            a.stop(Some("shutdown".into()));
+        }
+        for a in &actors {
+            let _ = a.wait(Some(Duration::from_secs(5))).await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        msg: ShardMsg,
+        s: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ShardMsg::Create(reply) => {
+                let state = SessionState::new(new_session_id());
+                s.env.store.commit(&state);
+                let id: Arc<str> = Arc::from(state.id.as_str());
+                let r = s.spawn(&myself, state).await.map(|a| (id, a));
+                let _ = reply.send(r);
+            }
+            ShardMsg::Route(id, m, reply) => {
+                let r = s.deliver(&myself, id, m).await;
+                let _ = reply.send(r);
+            }
+            ShardMsg::Deliver(id, m) => {
+                s.deliver(&myself, id, m).await;
+            }
+            ShardMsg::Exists(id, reply) => {
+                let _ = reply.send(s.live.contains_key(&id) || s.env.store.contains(&id));
+            }
+            ShardMsg::LiveSession(id, reply) => {
+                let _ = reply.send(s.live.get(&id).map(|l| l.actor.clone()));
+            }
+            ShardMsg::Stats(reply) => {
+                let _ = reply.send(ShardStats {
+                    live: s.live.len(),
+                    sessions: s.env.store.len(),
+                    restarts: s.restarts,
+                    activations: s.activations,
+                });
+            }
+            ShardMsg::Sweep => {
+                let cutoff = Instant::now().checked_sub(s.env.config.session_ttl);
+                if let Some(cutoff) = cutoff {
+                    let live = &s.live;
+                    let gone = s.env.store.sweep(cutoff, |id| live.contains_key(id));
+                    if !gone.is_empty() {
+                        tracing::info!(count = gone.len(), "expired sessions forgotten");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<ShardMsg>,
+        evt: SupervisionEvent,
+        s: &mut ShardState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                // A kill is a crash too (chaos, or a stuck session).
+                let crashed = (reason.as_deref() == Some("killed")).then(|| "killed".to_string());
+                s.session_ended(&myself, cell.get_id(), crashed).await
+            }
+            SupervisionEvent::ActorFailed(cell, e) => {
+                s.session_ended(&myself, cell.get_id(), Some(e.to_string()))
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+}

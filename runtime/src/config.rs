@@ -1,0 +1,56 @@
+//! The engine's tunables (every one has a TOML key under `[engine]` and a default).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Session, connection and request limits of one node's MCP engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// An idle session's actor is stopped after this long (its state stays in the shard's store).
+    #[serde(with = "duration_ms", rename = "passivate_after_ms")]
+    pub passivate_after: Duration,
+    /// A session unused for this long is forgotten.
+    #[serde(with = "duration_ms", rename = "session_ttl_ms")]
+    pub session_ttl: Duration,
+    /// A connection that sends nothing for this long is closed.
+    #[serde(with = "duration_ms", rename = "connection_idle_timeout_ms")]
+    pub connection_idle_timeout: Duration,
+    /// Requests a connection may have in flight before the server stops reading from it.
+    pub max_in_flight: usize,
+    /// Maximum size of one message (line) in bytes.
+    pub max_message_bytes: usize,
+    /// Outbound queue length per connection (messages).
+    pub outbound_queue: usize,
+    /// Timeout of server → client requests (sampling, elicitation, roots).
+    #[serde(with = "duration_ms", rename = "client_request_timeout_ms")]
+    pub client_request_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            passivate_after: Duration::from_secs(30),
+            session_ttl: Duration::from_secs(3600),
+            connection_idle_timeout: Duration::from_secs(300),
+            max_in_flight: 64,
+            max_message_bytes: crate::framing::DEFAULT_MAX_LINE,
+            outbound_queue: 1024,
+            client_request_timeout: crate::context::CLIENT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
