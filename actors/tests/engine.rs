@@ -438,6 +438,38 @@ async fn killing_a_session_costs_at_most_the_in_flight_request_and_keeps_its_kv(
 }
 
 #[tokio::test]
+async fn killing_a_worker_costs_only_its_request() {
+    let node = node().await;
+    let mut c = node.connect().await;
+    c.initialize().await;
+    c.call_tool("kv_set", json!({"key": "k", "value": 1})).await;
+    let sid = session_id(&mut c).await;
+    let id = c
+        .send_request(
+            "tools/call",
+            json!({"name": "sleep", "arguments": {"ms": 60000}}),
+        )
+        .await;
+    c.call_tool("echo", json!({"text": "barrier"})).await;
+    let shard = node.engine.shards.get().unwrap();
+    let session = ractor::call!(shard, ShardMsg::LiveSession, sid.into())
+        .unwrap()
+        .expect("live");
+    let workers = session.get_children();
+    assert_eq!(workers.len(), 1, "one worker: the sleep in flight");
+    workers[0].kill();
+    let r = c.response(id).await;
+    assert_eq!(r["error"]["code"], -32603, "{r}");
+    assert_eq!(
+        c.call_tool("kv_get", json!({"key": "k"})).await["structuredContent"]["value"],
+        1
+    );
+    let s = node.stats().await;
+    assert_eq!((s.restarts, s.live), (0, 1), "the session was untouched");
+    node.shutdown().await;
+}
+
+#[tokio::test]
 async fn idle_sessions_passivate_and_reactivate_transparently() {
     let config = EngineConfig {
         passivate_after: Duration::from_millis(50),
