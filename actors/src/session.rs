@@ -214,9 +214,12 @@ impl SessionActorState {
                 progress_token,
             } => {
                 let cancel = CancellationToken::new();
+                // The worker logs directly (ordered with its progress and response) at the level in
+                // force when the request started.
                 let peer = Arc::new(WorkerPeer {
                     session: myself.clone(),
                     sink: responder.sink().clone(),
+                    log_level: self.state.log_level,
                 });
                 let ctx = Context::new(
                     self.id.clone(),
@@ -308,6 +311,7 @@ impl SessionActorState {
 struct WorkerPeer {
     session: ActorRef<SessionMsg>,
     sink: ClientSink,
+    log_level: Option<LogLevel>,
 }
 
 impl WorkerPeer {
@@ -355,11 +359,13 @@ impl SessionPeer for WorkerPeer {
         })
     }
     fn log(&self, level: LogLevel, logger: Option<String>, data: Value) {
-        let _ = self.session.cast(SessionMsg::Log {
-            level,
-            logger,
-            data,
-        });
+        if engine::passes(self.log_level, level) {
+            let params = engine::log_message_params(level, logger, data);
+            send_lossy(
+                &self.sink,
+                jsonrpc::encode_notification(method::MESSAGE, Some(&params)),
+            );
+        }
     }
     fn notify(&self, method: &str, params: Value) {
         send_lossy(
@@ -476,11 +482,10 @@ impl Actor for Session {
                 data,
             } => {
                 if engine::should_log(&s.state, level) {
-                    let mut p = json!({"level": level.as_str(), "data": data});
-                    if let Some(l) = logger {
-                        p["logger"] = json!(l);
-                    }
-                    s.notify(method::MESSAGE, p);
+                    s.notify(
+                        method::MESSAGE,
+                        engine::log_message_params(level, logger, data),
+                    );
                 }
             }
             SessionMsg::ClientRequest {

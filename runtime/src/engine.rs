@@ -519,7 +519,21 @@ pub fn handle_notification(state: &mut SessionState, n: &Notification) -> Notifi
 
 /// Whether a log message at `level` passes the session's threshold (default: info).
 pub fn should_log(state: &SessionState, level: LogLevel) -> bool {
-    level >= state.log_level.unwrap_or_default()
+    passes(state.log_level, level)
+}
+
+/// Whether `level` passes `threshold` (`None`: the default, info).
+pub fn passes(threshold: Option<LogLevel>, level: LogLevel) -> bool {
+    level >= threshold.unwrap_or_default()
+}
+
+/// The `notifications/message` params for a log message.
+pub fn log_message_params(level: LogLevel, logger: Option<String>, data: Value) -> Value {
+    let mut p = json!({"level": level.as_str(), "data": data});
+    if let Some(l) = logger {
+        p["logger"] = json!(l);
+    }
+    p
 }
 
 #[cfg(test)]
