@@ -399,7 +399,7 @@ struct StartResult {
     shutdown: Duration,
 }
 
-async fn start_many(n: usize) -> StartResult {
+async fn start_many(n: usize, batch: bool) -> StartResult {
     let metrics = SupervisorMetrics::new();
     let spec = DynamicSupervisorSpec::new("bench-start", |(): (), sup: ActorCell| start_idle(sup))
         .metrics(metrics.clone());
@@ -408,8 +408,19 @@ async fn start_many(n: usize) -> StartResult {
         .expect("start supervisor");
 
     let t0 = Instant::now();
-    for _ in 0..n {
-        sup.start_child(()).await.expect("start_child");
+    if batch {
+        let results = sup
+            .start_children(vec![(); n])
+            .await
+            .expect("start_children");
+        assert!(
+            results.iter().all(|r| r.is_ok()),
+            "every batch start succeeded"
+        );
+    } else {
+        for _ in 0..n {
+            sup.start_child(()).await.expect("start_child");
+        }
     }
     let start = t0.elapsed();
 
@@ -704,8 +715,16 @@ fn main() {
     let (kill, panic, start) = rt.block_on(async {
         tokio::spawn(async move {
             println!();
+            println!("== 2b. start {} children (one start_children batch) ==", cfg.children);
+            let batch = start_many(cfg.children, true).await;
+            println!(
+                "  start    {:>8.3} s  ({:.2} µs/child)",
+                batch.start.as_secs_f64(),
+                us(batch.start) / batch.children as f64
+            );
+            println!();
             println!("== 2. start {} children (sequential start_child) ==", cfg.children);
-            let start = start_many(cfg.children).await;
+            let start = start_many(cfg.children, false).await;
             println!(
                 "  start    {:>8.3} s  ({:.2} µs/child)",
                 start.start.as_secs_f64(),

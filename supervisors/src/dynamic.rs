@@ -168,6 +168,15 @@ impl<A: Send + 'static> DynamicSupervisorRef<A> {
     pub async fn start_child(&self, args: A) -> Result<ActorCell, SupervisorError> {
         ractor::call!(self.actor, SupervisorMsg::StartDynamic, Box::new(args))?
     }
+    /// Starts one child per argument, several at a time (for bulk starts: the children's
+    /// `pre_start`s run concurrently on the runtime's threads). Results are in argument order;
+    /// arguments beyond `max_children` get [`SupervisorError::MaxChildren`].
+    pub async fn start_children(
+        &self,
+        args: Vec<A>,
+    ) -> Result<Vec<Result<ActorCell, SupervisorError>>, SupervisorError> {
+        ractor::call!(self.actor, SupervisorMsg::StartDynamicBatch, Box::new(args))?
+    }
     /// Stops a child; it is not restarted and is forgotten.
     pub async fn terminate_child(&self, child: ActorId) -> Result<(), SupervisorError> {
         ractor::call!(
@@ -264,6 +273,87 @@ impl<A: Clone + Send + Sync + 'static> DynamicState<A> {
         self.common
             .child_started(|| self.child_name(serial), cell.get_id());
         Ok(cell)
+    }
+
+    /// Starts children concurrently in a few tasks; registers those that started.
+    async fn start_batch(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        args: Vec<A>,
+    ) -> Vec<Result<ActorCell, SupervisorError>> {
+        let room = self.max_children.map_or(usize::MAX, |m| {
+            m.saturating_sub(self.children.len() + self.pending.len())
+        });
+        let n = args.len();
+        let mut results: Vec<Option<Result<ActorCell, SupervisorError>>> =
+            (0..n).map(|_| None).collect();
+        let mut work: Vec<(usize, u64, A)> = Vec::new();
+        for (i, a) in args.into_iter().enumerate() {
+            if i >= room {
+                results[i] = Some(Err(SupervisorError::MaxChildren {
+                    supervisor: self.common.name.to_string(),
+                    max: self.max_children.unwrap_or_default(),
+                }));
+            } else {
+                work.push((i, self.next_serial, a));
+                self.next_serial += 1;
+            }
+        }
+        // A few sequential lanes: enough to use every core, few enough to keep order cheap.
+        let lanes = std::thread::available_parallelism().map_or(2, |p| p.get()) * 2;
+        let per_lane = work.len().div_ceil(lanes.max(1)).max(1);
+        let mut handles = Vec::new();
+        let mut work = work.into_iter();
+        loop {
+            let chunk: Vec<_> = work.by_ref().take(per_lane).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let template = self.template.clone();
+            let sup = myself.get_cell();
+            handles.push(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(chunk.len());
+                for (i, serial, a) in chunk {
+                    let r = template(a.clone(), sup.clone()).await;
+                    out.push((i, serial, a, r));
+                }
+                out
+            }));
+        }
+        for h in handles {
+            let Ok(lane) = h.await else { continue };
+            for (i, serial, a, r) in lane {
+                results[i] = Some(match r {
+                    Ok(cell) => {
+                        self.common
+                            .child_started(|| self.child_name(serial), cell.get_id());
+                        self.children.insert(
+                            cell.get_id(),
+                            DynChild {
+                                cell: cell.clone(),
+                                args: a,
+                                serial,
+                                restarts: 0,
+                            },
+                        );
+                        Ok(cell)
+                    }
+                    Err(e) => {
+                        self.common.metrics.start_failed();
+                        Err(SupervisorError::ChildStartFailed {
+                            child: self.child_name(serial),
+                            reason: e.to_string(),
+                        })
+                    }
+                });
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(SupervisorError::Unreachable("start task failed".into())))
+            })
+            .collect()
     }
 
     /// Tries to restart a pending child; on failure it stays pending and a retry is queued.
@@ -414,6 +504,13 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
                             }
                         }
                     }
+                };
+                let _ = reply.send(result);
+            }
+            SupervisorMsg::StartDynamicBatch(args, reply) => {
+                let result = match args.downcast::<Vec<A>>() {
+                    Err(_) => Err(SupervisorError::WrongArgumentType),
+                    Ok(args) => Ok(state.start_batch(&myself, *args).await),
                 };
                 let _ = reply.send(result);
             }

@@ -88,6 +88,9 @@ pub enum ChildRef {
     Actor(ActorId),
 }
 
+/// The answer to a batch start: per-child results, or why the batch was refused as a whole.
+pub type BatchStartResult = Result<Vec<Result<ActorCell, SupervisorError>>, SupervisorError>;
+
 /// Messages of both supervisor behaviours. Use the typed handles ([`SupervisorRef`],
 /// [`crate::DynamicSupervisorRef`]) rather than sending these directly.
 pub enum SupervisorMsg {
@@ -98,6 +101,9 @@ pub enum SupervisorMsg {
         Box<dyn Any + Send>,
         RpcReplyPort<Result<ActorCell, SupervisorError>>,
     ),
+    /// Start many children from the template at once, concurrently (dynamic supervisors):
+    /// `Box<Vec<A>>`, one result per argument in order.
+    StartDynamicBatch(Box<dyn Any + Send>, RpcReplyPort<BatchStartResult>),
     /// Stop a child; its spec is kept (static, unless temporary) or dropped (dynamic).
     TerminateChild(ChildRef, RpcReplyPort<Result<(), SupervisorError>>),
     /// Start a stopped child again (static).
@@ -565,6 +571,11 @@ impl Actor for Supervisor {
                 let _ = reply.send(result);
             }
             SupervisorMsg::StartDynamic(_, reply) => {
+                let _ = reply.send(Err(SupervisorError::NotSupported(
+                    "a static Supervisor (use start_child with a ChildSpec)",
+                )));
+            }
+            SupervisorMsg::StartDynamicBatch(_, reply) => {
                 let _ = reply.send(Err(SupervisorError::NotSupported(
                     "a static Supervisor (use start_child with a ChildSpec)",
                 )));

@@ -333,3 +333,36 @@ async fn dynamic_backoff_delays_restarts() {
     assert!(t.elapsed() >= delay - Duration::from_millis(5));
     sup.shutdown().await;
 }
+
+#[tokio::test]
+async fn start_children_starts_a_batch_concurrently_and_respects_max_children() {
+    let log = Log::default();
+    let (sup, _) = DynamicSupervisor::start(template(&log).max_children(1500))
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..2000).map(|i| i.to_string()).collect();
+    let results = sup.start_children(names).await.unwrap();
+    assert_eq!(results.len(), 2000);
+    assert!(results[..1500].iter().all(|r| r.is_ok()));
+    assert!(
+        results[1500..]
+            .iter()
+            .all(|r| matches!(r, Err(SupervisorError::MaxChildren { max: 1500, .. })))
+    );
+    assert_eq!(
+        ping(results[7].as_ref().unwrap()).await,
+        "7",
+        "results are in argument order"
+    );
+    let c = sup.count_children().await.unwrap();
+    assert_eq!((c.specs, c.active), (1500, 1500));
+    let ids: HashSet<_> = sup
+        .which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids.len(), 1500, "distinct serials");
+    sup.shutdown().await;
+}
