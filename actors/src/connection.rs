@@ -155,10 +155,7 @@ impl ConnectionState {
                         None => self.bind_new(req, responder).await,
                     },
                     (None, method::PING) => responder.respond(Ok(json!({}))),
-                    (None, m) => responder.error(ErrorObject::new(
-                        code::INVALID_REQUEST,
-                        format!("Session not initialized: send initialize before {m}"),
-                    )),
+                    (None, m) => responder.error(engine::before_initialize_error(m)),
                 }
             }
             Ok(Message::Notification(n)) => {

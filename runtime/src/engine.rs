@@ -222,6 +222,37 @@ pub fn progress_token(req: &Request) -> Option<Value> {
         .filter(|t| t.is_string() || t.is_number())
 }
 
+/// Methods this server implements (requests).
+pub const SERVER_METHODS: &[&str] = &[
+    method::INITIALIZE,
+    method::PING,
+    method::TOOLS_LIST,
+    method::TOOLS_CALL,
+    method::RESOURCES_LIST,
+    method::RESOURCES_READ,
+    method::RESOURCES_TEMPLATES_LIST,
+    method::RESOURCES_SUBSCRIBE,
+    method::RESOURCES_UNSUBSCRIBE,
+    method::PROMPTS_LIST,
+    method::PROMPTS_GET,
+    method::LOGGING_SET_LEVEL,
+    method::COMPLETION_COMPLETE,
+];
+
+/// The error for a request that arrives before `initialize`: -32601 for a method we do not
+/// implement at all (e.g. 2026-07-28's `server/discover`, so clients fall back at once), else
+/// -32600 asking for `initialize` first.
+pub fn before_initialize_error(m: &str) -> ErrorObject {
+    if SERVER_METHODS.contains(&m) {
+        ErrorObject::new(
+            code::INVALID_REQUEST,
+            format!("Session not initialized: send initialize before {m}"),
+        )
+    } else {
+        ErrorObject::method_not_found(m)
+    }
+}
+
 /// The session id an `initialize` asks to resume (`_meta["io.erlmcp/resume"]`), if any.
 pub fn resume_id(req: &Request) -> Option<String> {
     #[derive(Deserialize)]
@@ -267,13 +298,7 @@ pub fn handle_request(
         return initialize(state, registry, info, params);
     }
     if state.phase == Phase::New {
-        return (
-            Dispatch::err(ErrorObject::new(
-                code::INVALID_REQUEST,
-                format!("Session not initialized: send initialize before {m}"),
-            )),
-            false,
-        );
+        return (Dispatch::err(before_initialize_error(m)), false);
     }
     let reply = |r| (Dispatch::Reply(r), false);
     match m {
@@ -709,6 +734,18 @@ mod tests {
         assert_eq!(
             handle_notification(&mut s, &n),
             NotificationEffect::Cancel(Id::Str("r9".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_methods_before_initialize_are_method_not_found() {
+        assert_eq!(
+            before_initialize_error("server/discover").code,
+            code::METHOD_NOT_FOUND
+        );
+        assert_eq!(
+            before_initialize_error("tools/list").code,
+            code::INVALID_REQUEST
         );
     }
 
