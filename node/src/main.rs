@@ -1,13 +1,28 @@
 //! `erlmcp`: the node binary.
 //!
-//! Today it runs a node's root supervision tree (`NodeSup`) and stops it cleanly on SIGINT or
-//! SIGTERM; listeners, clustering and the admin API join the tree as their issues land.
+//! - `erlmcp node`: runs one node — its supervision tree ([`tree`]) with the MCP engine, the
+//!   NDJSON-over-TCP listener, the admin API and, with `--stdio`, one session on stdin/stdout —
+//!   until SIGINT/SIGTERM (or, with `--stdio`, until stdin closes), then stops it in order.
+//! - `erlmcp connect tcp://HOST:PORT`: a stdio ↔ TCP bridge to a node ([`connect`]).
+//!
+//! Logs go to stderr only, so stdout carries nothing but protocol messages.
 
+mod admin;
+mod config;
+mod connect;
+mod pump;
+mod stdio;
+mod tcp;
+mod tree;
+
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
-use erlmcp_supervisors::{Strategy, Supervisor, SupervisorSpec};
+use clap::{Parser, Subcommand};
+use erlmcp_supervisors::Supervisor;
+
+use crate::config::{LogFormat, NodeArgs, NodeConfig};
 
 /// A clustered, fault-tolerant MCP server runtime built like Erlang/OTP.
 #[derive(Parser, Debug)]
@@ -19,47 +34,28 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run one node: its supervision tree, until SIGINT/SIGTERM.
+    /// Run one node until SIGINT/SIGTERM (with --stdio: until stdin closes).
     Node(NodeArgs),
+    /// Bridge stdin/stdout to a node, for stdio-only MCP clients.
+    Connect(ConnectArgs),
 }
 
 #[derive(clap::Args, Debug)]
-struct NodeArgs {
-    /// Node name (unique in a mesh).
-    #[arg(long, default_value = "erlmcp@127.0.0.1")]
-    name: String,
+struct ConnectArgs {
+    /// The node's address: tcp://HOST:PORT.
+    url: String,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Grace period for a clean shutdown before the tree is killed.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    shutdown_grace: Duration,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
+/// How long the process waits, after its work is done, for blocking reads it cannot cancel
+/// (tokio reads stdin on a blocking thread).
+const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (examples: 500ms, 10s, 2m)"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
-    }
-}
-
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -68,13 +64,6 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-/// The node's root supervisor: `NodeSup (rest_for_one)` of ../shared/DESIGN.md. Its children are
-/// added here as they are built.
-fn node_sup_spec(name: &str) -> SupervisorSpec {
-    SupervisorSpec::new(format!("NodeSup[{name}]"), Strategy::RestForOne)
-        .intensity(3, Duration::from_secs(5))
 }
 
 /// SIGINT/SIGTERM, registered up front so a signal that arrives right after start-up is not
@@ -102,31 +91,86 @@ impl ShutdownSignals {
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+    let cfg = NodeConfig::load(&args)?;
+    init_logging(cfg.log_format, "info");
     let mut signals = ShutdownSignals::install()?;
-    let (root, handle) = Supervisor::start(node_sup_spec(&args.name))
+    let grace = cfg.shutdown_grace;
+    let name = cfg.name.clone();
+    let stdio = cfg.stdio;
+    let node = tree::Node::new(cfg);
+    let (root, handle) = Supervisor::start(node.spec())
         .await
+        .map_err(|e| anyhow::anyhow!("{}", startup_error(&e)))
         .context("starting the node's supervision tree")?;
-    tracing::info!(node = %args.name, "node up; stop with Ctrl-C or SIGTERM");
-    tokio::select! {
-        sig = signals.recv() => {
-            tracing::info!(signal = sig, "shutting down");
-            if tokio::time::timeout(args.shutdown_grace, root.shutdown()).await.is_err() {
-                tracing::warn!(grace_ms = args.shutdown_grace.as_millis() as u64, "grace period over; killing the tree");
-                root.cell().kill();
-            }
-        }
+    let _ = node.status.root.set(root.clone());
+    tracing::info!(node = %name, "node up; stop with Ctrl-C or SIGTERM");
+    let why = tokio::select! {
+        sig = signals.recv() => sig,
+        _ = node.stdio_done.cancelled(), if stdio => "stdin closed",
         _ = handle => anyhow::bail!("the node's root supervisor exited: a failure escalated to the top"),
+    };
+    tracing::info!(reason = why, "shutting down");
+    // Stop accepting and reading; in-flight requests get up to half the grace period to finish.
+    let deadline = tokio::time::Instant::now() + grace;
+    if !node.drain.drain(grace / 2).await {
+        tracing::warn!("requests still in flight after half the grace period; cancelling them");
     }
-    tracing::info!(node = %args.name, "node stopped");
+    // Then the tree in reverse start order: listeners, remaining connections, sessions.
+    if tokio::time::timeout_at(deadline, root.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "grace period over; killing the tree"
+        );
+        root.cell().kill();
+    }
+    tracing::info!(node = %name, "node stopped");
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Node(args) => run_node(args).await,
+/// The innermost reason of a failed start: ractor wraps each level's error in
+/// "Actor panicked during startup '...'" although nothing panicked; the reason our own actor
+/// gave (e.g. "cannot listen for TCP on ADDR: ...") is what the operator needs.
+fn startup_error(e: &ractor::SpawnErr) -> String {
+    const WRAP: &str = "Actor panicked during startup '";
+    let text = e.to_string();
+    match text.rfind(WRAP) {
+        Some(i) => text[i + WRAP.len()..].trim_end_matches('\'').to_string(),
+        None => text,
+    }
+}
+
+async fn run_connect(args: ConnectArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format, "warn");
+    connect::run(&args.url).await
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Node(args) => run_node(args).await,
+            Command::Connect(args) => run_connect(args).await,
+        }
+    });
+    // A read of stdin may still be blocked on its thread: do not wait for it.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    result
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole chain of causes; operators need no backtrace here.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -135,22 +179,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_with_units_and_reject_garbage() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(
-            parse_duration("ten")
-                .unwrap_err()
-                .contains("invalid duration")
-        );
-        assert!(parse_duration("5h").unwrap_err().contains("unit"));
-    }
-
-    #[test]
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn startup_error_unwraps_ractor_wrapping() {
+        let e = ractor::SpawnErr::StartupFailed(
+            "supervisor NodeSup: child ListenerSup failed to start: Actor panicked during startup 'supervisor ListenerSup: child Tcp failed to start: Actor panicked during startup 'cannot listen for TCP on 127.0.0.1:1: denied'''"
+                .into(),
+        );
+        assert_eq!(
+            startup_error(&e),
+            "cannot listen for TCP on 127.0.0.1:1: denied"
+        );
     }
 }

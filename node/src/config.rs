@@ -1,0 +1,396 @@
+//! Node configuration: an optional TOML file (`--config FILE`) overridden by command-line flags.
+//!
+//! Every flag has a key in the file:
+//!
+//! | flag | key | default |
+//! |---|---|---|
+//! | `--name NAME` | `name` | `erlmcp@127.0.0.1` |
+//! | `--tcp ADDR` | `tcp` | `127.0.0.1:7400` (none with `--stdio`) |
+//! | `--admin ADDR` | `admin` | `127.0.0.1:7404` (none with `--stdio`) |
+//! | `--log-format text\|json` | `log_format` | `text` |
+//! | `--shutdown-grace 10s` | `shutdown_grace_ms` | `10000` |
+//! | `--stdio` | `stdio` | `false` |
+//! | | `[engine]` table | see `erlmcp_runtime::config::EngineConfig` |
+//!
+//! Unknown keys are errors that name the key (a typo must not silently fall back to a default).
+//! `node/erlmcp.example.toml` lists every key with its default (a unit test keeps it in sync).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use erlmcp_runtime::config::EngineConfig;
+use serde::{Deserialize, Serialize};
+
+/// Default node name.
+pub const DEFAULT_NAME: &str = "erlmcp@127.0.0.1";
+/// Default NDJSON-over-TCP listener.
+pub const DEFAULT_TCP: &str = "127.0.0.1:7400";
+/// Default admin HTTP listener.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:7404";
+/// Default grace period of a clean shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Upper bound of `engine.max_in_flight` (the per-connection semaphore counts in `u32`).
+const MAX_IN_FLIGHT_LIMIT: usize = 1_000_000;
+
+/// Log format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `erlmcp node` flags. `None` means "not given": the file's value or the default applies.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct NodeArgs {
+    /// TOML config file; flags override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Node name, unique in a mesh [default: erlmcp@127.0.0.1].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// NDJSON-over-TCP listener, HOST:PORT; port 0 picks a free port (the log line
+    /// `listening tcp=...` shows it) [default: 127.0.0.1:7400; none with --stdio].
+    #[arg(long, value_name = "ADDR")]
+    pub tcp: Option<String>,
+    /// Admin HTTP listener (/health, /ready, /admin/stats, /admin/tree)
+    /// [default: 127.0.0.1:7404; none with --stdio].
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+    /// Log format on stderr [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Grace period of a clean shutdown before the tree is killed, e.g. 500ms, 10s, 2m
+    /// [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub shutdown_grace: Option<Duration>,
+    /// Serve exactly one MCP session on stdin/stdout (logs go to stderr) and exit when stdin
+    /// closes. No TCP or admin listener unless one is given explicitly.
+    #[arg(long)]
+    pub stdio: bool,
+}
+
+/// The config file's schema.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--tcp`.
+    pub tcp: Option<String>,
+    /// `--admin`.
+    pub admin: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--shutdown-grace`, in milliseconds.
+    pub shutdown_grace_ms: Option<u64>,
+    /// `--stdio`.
+    pub stdio: Option<bool>,
+    /// The engine's limits and timeouts.
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// The node's effective configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// Node name.
+    pub name: String,
+    /// TCP listener address, if any.
+    pub tcp: Option<String>,
+    /// Admin listener address, if any.
+    pub admin: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Grace period of a clean shutdown.
+    pub shutdown_grace: Duration,
+    /// Serve one session on stdin/stdout.
+    pub stdio: bool,
+    /// The engine's limits and timeouts.
+    pub engine: EngineConfig,
+}
+
+impl FileConfig {
+    /// Parses a config file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
+        toml::from_str(text).with_context(|| format!("invalid config file {origin}"))
+    }
+
+    /// Reads and parses a config file.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+}
+
+impl NodeConfig {
+    /// The file named by `--config` (if any), overridden by the flags, then validated.
+    pub fn load(args: &NodeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(file, args)
+    }
+
+    /// Flags override the file; defaults fill the rest.
+    pub fn merge(file: FileConfig, args: &NodeArgs) -> anyhow::Result<Self> {
+        let stdio = args.stdio || file.stdio.unwrap_or(false);
+        // In stdio mode a listener runs only when it is asked for explicitly.
+        let listener = |flag: &Option<String>, key: Option<String>, default: &str| {
+            flag.clone()
+                .or(key)
+                .or_else(|| (!stdio).then(|| default.to_string()))
+        };
+        let cfg = Self {
+            name: args
+                .name
+                .clone()
+                .or(file.name)
+                .unwrap_or_else(|| DEFAULT_NAME.to_string()),
+            tcp: listener(&args.tcp, file.tcp, DEFAULT_TCP),
+            admin: listener(&args.admin, file.admin, DEFAULT_ADMIN),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            shutdown_grace: args
+                .shutdown_grace
+                .or(file.shutdown_grace_ms.map(Duration::from_millis))
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+            stdio,
+            engine: file.engine,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.name.trim().is_empty() {
+            bail!("invalid name: it must not be empty");
+        }
+        for (key, addr) in [("tcp", &self.tcp), ("admin", &self.admin)] {
+            if let Some(addr) = addr {
+                check_address(key, addr)?;
+            }
+        }
+        let e = &self.engine;
+        if e.max_in_flight == 0 || e.max_in_flight > MAX_IN_FLIGHT_LIMIT {
+            bail!(
+                "invalid engine.max_in_flight = {}: it must be between 1 and {MAX_IN_FLIGHT_LIMIT}",
+                e.max_in_flight
+            );
+        }
+        if e.max_message_bytes == 0 {
+            bail!("invalid engine.max_message_bytes = 0: it must be at least 1");
+        }
+        if e.outbound_queue == 0 {
+            bail!("invalid engine.outbound_queue = 0: it must be at least 1");
+        }
+        if e.connection_idle_timeout.is_zero() {
+            bail!("invalid engine.connection_idle_timeout_ms = 0: it must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// `HOST:PORT` (`[v6]:PORT` for IPv6) with a numeric port; the host is resolved at bind time.
+fn check_address(key: &str, addr: &str) -> anyhow::Result<()> {
+    let valid = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !valid {
+        bail!("invalid {key} address {addr:?}: expected HOST:PORT, e.g. 127.0.0.1:7400");
+    }
+    Ok(())
+}
+
+/// Parses `500ms`, `10s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (examples: 500ms, 10s, 2m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_text(e: anyhow::Error) -> String {
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_reject_garbage() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(
+            parse_duration("ten")
+                .unwrap_err()
+                .contains("invalid duration")
+        );
+        assert!(parse_duration("5h").unwrap_err().contains("unit"));
+    }
+
+    #[test]
+    fn defaults_without_file_or_flags() {
+        let cfg = NodeConfig::merge(FileConfig::default(), &NodeArgs::default()).unwrap();
+        assert_eq!(
+            cfg,
+            NodeConfig {
+                name: DEFAULT_NAME.into(),
+                tcp: Some(DEFAULT_TCP.into()),
+                admin: Some(DEFAULT_ADMIN.into()),
+                log_format: LogFormat::Text,
+                shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+                stdio: false,
+                engine: EngineConfig::default(),
+            }
+        );
+    }
+
+    #[test]
+    fn every_flag_has_a_key_and_flags_override_the_file() {
+        let file = FileConfig::parse(
+            r#"
+            name = "a@file"
+            tcp = "127.0.0.1:1"
+            admin = "127.0.0.1:2"
+            log_format = "json"
+            shutdown_grace_ms = 250
+            stdio = false
+            [engine]
+            max_message_bytes = 1024
+            connection_idle_timeout_ms = 300
+            "#,
+            "test.toml",
+        )
+        .unwrap();
+        let from_file = NodeConfig::merge(file.clone(), &NodeArgs::default()).unwrap();
+        assert_eq!(from_file.name, "a@file");
+        assert_eq!(from_file.tcp.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(from_file.admin.as_deref(), Some("127.0.0.1:2"));
+        assert_eq!(from_file.log_format, LogFormat::Json);
+        assert_eq!(from_file.shutdown_grace, Duration::from_millis(250));
+        assert_eq!(from_file.engine.max_message_bytes, 1024);
+        assert_eq!(
+            from_file.engine.connection_idle_timeout,
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            from_file.engine.max_in_flight,
+            EngineConfig::default().max_in_flight,
+            "keys left out of [engine] keep their defaults"
+        );
+
+        let flags = NodeArgs {
+            name: Some("b@flag".into()),
+            tcp: Some("127.0.0.1:3".into()),
+            admin: Some("127.0.0.1:4".into()),
+            log_format: Some(LogFormat::Text),
+            shutdown_grace: Some(Duration::from_secs(1)),
+            stdio: true,
+            config: None,
+        };
+        let merged = NodeConfig::merge(file, &flags).unwrap();
+        assert_eq!(merged.name, "b@flag");
+        assert_eq!(merged.tcp.as_deref(), Some("127.0.0.1:3"));
+        assert_eq!(merged.admin.as_deref(), Some("127.0.0.1:4"));
+        assert_eq!(merged.log_format, LogFormat::Text);
+        assert_eq!(merged.shutdown_grace, Duration::from_secs(1));
+        assert!(merged.stdio);
+        assert_eq!(merged.engine.max_message_bytes, 1024);
+    }
+
+    #[test]
+    fn stdio_runs_no_listener_unless_one_is_asked_for() {
+        let stdio = NodeArgs {
+            stdio: true,
+            ..NodeArgs::default()
+        };
+        let cfg = NodeConfig::merge(FileConfig::default(), &stdio).unwrap();
+        assert_eq!((cfg.tcp, cfg.admin), (None, None));
+
+        let file = FileConfig::parse("stdio = true\nadmin = \"127.0.0.1:0\"", "t").unwrap();
+        let cfg = NodeConfig::merge(file, &NodeArgs::default()).unwrap();
+        assert!(cfg.stdio);
+        assert_eq!(cfg.tcp, None);
+        assert_eq!(cfg.admin.as_deref(), Some("127.0.0.1:0"));
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_matches_the_defaults() {
+        let file = FileConfig::parse(include_str!("../erlmcp.example.toml"), "example").unwrap();
+        let example = NodeConfig::merge(file, &NodeArgs::default()).unwrap();
+        let defaults = NodeConfig::merge(FileConfig::default(), &NodeArgs::default()).unwrap();
+        assert_eq!(example, defaults);
+    }
+
+    #[test]
+    fn missing_file_is_a_clear_error() {
+        let args = NodeArgs {
+            config: Some("/nonexistent/erlmcp.toml".into()),
+            ..NodeArgs::default()
+        };
+        let e = err_text(NodeConfig::load(&args).unwrap_err());
+        assert!(
+            e.contains("cannot read config file /nonexistent/erlmcp.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_toml_is_a_clear_error() {
+        let e = err_text(FileConfig::parse("name = \"unterminated", "bad.toml").unwrap_err());
+        assert!(e.contains("invalid config file bad.toml"), "{e}");
+        assert!(e.contains("line 1"), "names the line: {e}");
+
+        let e = err_text(FileConfig::parse("shutdown_grace_ms = \"soon\"", "t.toml").unwrap_err());
+        assert!(e.contains("shutdown_grace_ms"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let e = err_text(FileConfig::parse("nmae = \"x\"", "t.toml").unwrap_err());
+        assert!(e.contains("unknown field `nmae`"), "{e}");
+
+        let e = err_text(FileConfig::parse("[engine]\nmax_inflight = 3", "t.toml").unwrap_err());
+        assert!(e.contains("unknown field `max_inflight`"), "{e}");
+
+        let e = err_text(FileConfig::parse("log_format = \"xml\"", "t.toml").unwrap_err());
+        assert!(e.contains("xml"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_the_key() {
+        let bad = |toml: &str| {
+            let file = FileConfig::parse(toml, "t").unwrap();
+            err_text(NodeConfig::merge(file, &NodeArgs::default()).unwrap_err())
+        };
+        assert!(bad("tcp = \"7400\"").contains("invalid tcp address \"7400\""));
+        assert!(bad("admin = \"localhost:http\"").contains("invalid admin address"));
+        assert!(bad("name = \"  \"").contains("invalid name"));
+        assert!(bad("[engine]\nmax_in_flight = 0").contains("engine.max_in_flight"));
+        assert!(bad("[engine]\noutbound_queue = 0").contains("engine.outbound_queue"));
+        assert!(bad("[engine]\nmax_message_bytes = 0").contains("engine.max_message_bytes"));
+        assert!(
+            bad("[engine]\nconnection_idle_timeout_ms = 0")
+                .contains("engine.connection_idle_timeout_ms")
+        );
+        let file = FileConfig::parse("tcp = \"[::1]:7400\"", "t").unwrap();
+        assert!(NodeConfig::merge(file, &NodeArgs::default()).is_ok());
+    }
+}

@@ -1,0 +1,205 @@
+//! The node's supervision tree, declared in one place (../shared/DESIGN.md, "Supervision tree of
+//! one node"), and the status its listeners publish for the admin API.
+//!
+//! ```text
+//! NodeSup (rest_for_one)
+//! ├── ShardSup (one_for_one)        engine.shard_sup(): the shard and its sessions
+//! └── ListenerSup (one_for_one)
+//!     ├── ConnectionSup (dynamic)   engine.connection_sup(): one Connection per client
+//!     ├── Tcp                       NDJSON over TCP            (--tcp)
+//!     ├── Stdio                     one session on stdin/stdout (--stdio)
+//!     └── Admin                     /health /ready /admin/*    (--admin)
+//! ```
+//!
+//! Children start in this order and stop in reverse. A shutdown first drains ([`Drain`]): the
+//! listeners stop accepting and every connection stops reading, answers what is in flight and
+//! closes; then the tree stops (admin API, listeners, remaining connections, sessions).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use erlmcp_actors::engine::Engine;
+use erlmcp_actors::env::NodeEnv;
+use erlmcp_runtime::engine::ServerInfo;
+use erlmcp_runtime::store::SessionStore;
+use erlmcp_supervisors::{ChildSpec, Strategy, SupervisorRef, SupervisorSpec};
+use ractor::ActorStatus;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::NodeConfig;
+use crate::pump::Drain;
+use crate::{admin, stdio, tcp};
+
+/// One node: its engine and what its listeners report.
+#[derive(Clone)]
+pub struct Node {
+    /// The MCP engine (shard and connection supervisors).
+    pub engine: Engine,
+    /// Listener and tree status, shared with the admin API.
+    pub status: Arc<NodeStatus>,
+    /// Cancelled when the stdio session is over (stdio mode).
+    pub stdio_done: CancellationToken,
+    /// Stops the listeners and lets the connections finish (shutdown).
+    pub drain: Drain,
+    cfg: NodeConfig,
+}
+
+impl Node {
+    /// A node for `cfg`, serving the built-in `core` pack. Nothing runs until [`Node::spec`]
+    /// is started.
+    pub fn new(cfg: NodeConfig) -> Self {
+        let engine = Engine::new(NodeEnv {
+            registry: Arc::new(erlmcp_runtime::core_registry()),
+            info: ServerInfo::default(),
+            node: Arc::from(cfg.name.as_str()),
+            store: SessionStore::new(),
+            config: cfg.engine.clone(),
+        });
+        let status = Arc::new(NodeStatus::new(&cfg.name));
+        for (configured, l) in [
+            (cfg.tcp.is_some(), Listener::Tcp),
+            (cfg.stdio, Listener::Stdio),
+            (cfg.admin.is_some(), Listener::Admin),
+        ] {
+            if configured {
+                status.expect(l);
+            }
+        }
+        Self {
+            engine,
+            status,
+            stdio_done: CancellationToken::new(),
+            drain: Drain::default(),
+            cfg,
+        }
+    }
+
+    /// The whole tree.
+    pub fn spec(&self) -> SupervisorSpec {
+        let mut listeners = SupervisorSpec::new("ListenerSup", Strategy::OneForOne)
+            .intensity(5, Duration::from_secs(10))
+            .child(self.engine.connection_sup());
+        if let Some(addr) = &self.cfg.tcp {
+            listeners = listeners.child(tcp::child_spec(
+                addr.clone(),
+                self.engine.clone(),
+                self.drain.clone(),
+                self.status.clone(),
+            ));
+        }
+        if self.cfg.stdio {
+            listeners = listeners.child(stdio::child_spec(
+                self.engine.clone(),
+                self.drain.clone(),
+                self.status.clone(),
+                self.stdio_done.clone(),
+            ));
+        }
+        if let Some(addr) = &self.cfg.admin {
+            listeners = listeners.child(admin::child_spec(
+                addr.clone(),
+                self.engine.clone(),
+                self.status.clone(),
+            ));
+        }
+        SupervisorSpec::new(format!("NodeSup[{}]", self.cfg.name), Strategy::RestForOne)
+            .intensity(3, Duration::from_secs(5))
+            .child(self.engine.shard_sup())
+            .child(ChildSpec::supervisor("ListenerSup", listeners))
+    }
+}
+
+/// A kind of listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Listener {
+    /// NDJSON over TCP.
+    Tcp,
+    /// One session on stdin/stdout.
+    Stdio,
+    /// The admin HTTP API.
+    Admin,
+}
+
+impl Listener {
+    /// Its name in logs and in the admin API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Listener::Tcp => "tcp",
+            Listener::Stdio => "stdio",
+            Listener::Admin => "admin",
+        }
+    }
+}
+
+/// What the admin API reports about the node.
+pub struct NodeStatus {
+    /// The node's name.
+    pub name: String,
+    /// Configured listeners and where each is bound now (`None`: not running).
+    listeners: Mutex<BTreeMap<Listener, Option<String>>>,
+    /// The root supervisor, once the tree is up.
+    pub root: OnceLock<SupervisorRef>,
+    /// TCP connections accepted since start.
+    pub tcp_accepted: AtomicU64,
+}
+
+impl NodeStatus {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            listeners: Mutex::new(BTreeMap::new()),
+            root: OnceLock::new(),
+            tcp_accepted: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Listener, Option<String>>> {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expect(&self, l: Listener) {
+        self.lock().entry(l).or_insert(None);
+    }
+
+    /// A listener is serving at `at` (`SocketAddr` or a description), or stopped (`None`).
+    pub fn set(&self, l: Listener, at: Option<String>) {
+        self.lock().insert(l, at);
+    }
+
+    /// Configured listeners and where they are bound.
+    pub fn listeners(&self) -> Vec<(&'static str, Option<String>)> {
+        self.lock()
+            .iter()
+            .map(|(l, a)| (l.name(), a.clone()))
+            .collect()
+    }
+
+    /// What the node still waits for before it is ready (empty: ready).
+    pub fn not_ready(&self, engine: &Engine) -> Vec<String> {
+        let mut waiting = Vec::new();
+        let running = |s: ActorStatus| s == ActorStatus::Running;
+        if !engine.shards.get().is_some_and(|s| running(s.get_status())) {
+            waiting.push("shard".to_string());
+        }
+        if !engine
+            .connections
+            .get()
+            .is_some_and(|c| running(c.cell().get_status()))
+        {
+            waiting.push("connection supervisor".to_string());
+        }
+        for (name, at) in self.listeners() {
+            if at.is_none() {
+                waiting.push(format!("{name} listener"));
+            }
+        }
+        waiting
+    }
+}
+
+/// Listener actors take no messages: they only own resources between `pre_start` and
+/// `post_stop`.
+pub enum ListenerMsg {}
+impl ractor::Message for ListenerMsg {}

@@ -1,0 +1,400 @@
+//! Helpers for tests that run the real `erlmcp` binary: start a node on ephemeral ports and
+//! learn its addresses from its log, talk NDJSON MCP to it, query its admin API.
+//!
+//! Every wait is bounded by [`WAIT`] and waits on an event (a log line, a message, EOF), never
+//! on a sleep.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Upper bound of every wait (generous: debug builds on a busy 2-core machine).
+pub const WAIT: Duration = Duration::from_secs(30);
+/// Interval of bounded polling loops (a process exit, admin stats).
+pub const POLL: Duration = Duration::from_millis(20);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_erlmcp")
+}
+
+/// Lines read from a stream by a thread; `None` once the stream ended (EOF or error).
+pub struct Lines(Receiver<String>);
+
+impl Lines {
+    pub fn spawn(r: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return, // e.g. connection reset: the stream is over
+                }
+            }
+        });
+        Self(rx)
+    }
+
+    /// The next line, `None` at end of stream; panics if nothing comes within [`WAIT`].
+    pub fn next(&self) -> Option<String> {
+        self.next_within(WAIT)
+    }
+
+    pub fn next_within(&self, wait: Duration) -> Option<String> {
+        match self.0.recv_timeout(wait) {
+            Ok(l) => Some(l),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no line and no end of stream within {wait:?}")
+            }
+        }
+    }
+
+    /// Whatever is left until the end of the stream.
+    pub fn rest(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(l) = self.next() {
+            out.push(l);
+        }
+        out
+    }
+}
+
+/// A temporary file removed on drop.
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    pub fn new(ext: &str, contents: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "erlmcp-test-{}-{}.{ext}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).expect("write temp file");
+        Self(path)
+    }
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A running `erlmcp node`.
+pub struct NodeProc {
+    pub child: Child,
+    pub stderr: Lines,
+    /// Stderr lines seen so far.
+    pub log: Vec<String>,
+    pub tcp: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    _config: Option<TempFile>,
+}
+
+fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
+    let i = line.find(key)? + key.len();
+    line[i..]
+        .split_whitespace()
+        .next()?
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+impl NodeProc {
+    /// `erlmcp node` on ephemeral TCP and admin ports, with `config` (TOML) and `args`; waits
+    /// until it logs "node up".
+    pub fn start(config: Option<&str>, args: &[&str]) -> Self {
+        let config = config.map(|c| TempFile::new("toml", c));
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "node",
+            "--name",
+            "test@127.0.0.1",
+            "--tcp",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ]);
+        if let Some(c) = &config {
+            cmd.args(["--config", c.path()]);
+        }
+        let mut child = cmd
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn erlmcp node");
+        let stderr = Lines::spawn(child.stderr.take().expect("stderr"));
+        let mut node = Self {
+            child,
+            stderr,
+            log: Vec::new(),
+            tcp: None,
+            admin: None,
+            _config: config,
+        };
+        node.wait_log("node up");
+        node
+    }
+
+    /// Waits for a stderr line containing `needle` (and notes listener addresses on the way).
+    pub fn wait_log(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(line) = self.stderr.next_within(left) else {
+                panic!("node exited before logging {needle:?}: {:#?}", self.log);
+            };
+            if line.contains("listening") {
+                self.tcp = self.tcp.or(addr_after(&line, "tcp="));
+                self.admin = self.admin.or(addr_after(&line, "admin="));
+            }
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    pub fn tcp(&self) -> SocketAddr {
+        self.tcp.expect("the node logged its tcp address")
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.admin.expect("the node logged its admin address")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`-TERM`, `-INT`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// Waits (bounded) for the process to exit; returns its status and the rest of its log.
+    pub fn wait_exit(&mut self) -> (ExitStatus, Vec<String>) {
+        let rest = self.stderr.rest(); // stderr closes when the process exits
+        self.log.extend(rest);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return (s, self.log.clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not exit: {:#?}",
+                self.log
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Resident memory in bytes (from /proc/PID/statm).
+    pub fn rss(&self) -> u64 {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid())).expect("statm");
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .expect("rss field");
+        pages * 4096
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A JSON-RPC peer over any byte stream.
+pub struct Mcp {
+    pub lines: Lines,
+    pub out: Box<dyn Write + Send>,
+}
+
+/// A TCP peer: dropping it closes the socket (its reader thread holds a clone of the fd, so
+/// dropping the writer alone would not).
+pub struct TcpMcp {
+    pub mcp: Mcp,
+    sock: TcpStream,
+}
+
+impl TcpMcp {
+    /// Half-closes: the node sees end of input.
+    pub fn shutdown_write(&self) {
+        self.sock
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+    }
+}
+
+impl std::ops::Deref for TcpMcp {
+    type Target = Mcp;
+    fn deref(&self) -> &Mcp {
+        &self.mcp
+    }
+}
+
+impl std::ops::DerefMut for TcpMcp {
+    fn deref_mut(&mut self) -> &mut Mcp {
+        &mut self.mcp
+    }
+}
+
+impl Drop for TcpMcp {
+    fn drop(&mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Mcp {
+    pub fn tcp(addr: SocketAddr) -> TcpMcp {
+        let s = TcpStream::connect(addr).expect("connect to the node");
+        s.set_nodelay(true).ok();
+        let clone = || s.try_clone().expect("clone socket");
+        let mcp = Self {
+            lines: Lines::spawn(clone()),
+            out: Box::new(clone()),
+        };
+        TcpMcp { mcp, sock: s }
+    }
+
+    pub fn over(read: impl Read + Send + 'static, write: ChildStdin) -> Self {
+        Self {
+            lines: Lines::spawn(read),
+            out: Box::new(write),
+        }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        self.out.write_all(line.as_bytes()).expect("write");
+        self.out.write_all(b"\n").expect("write");
+        self.out.flush().expect("flush");
+    }
+
+    pub fn send(&mut self, v: &Value) {
+        self.send_line(&v.to_string());
+    }
+
+    /// The next message, `None` when the peer closed.
+    pub fn recv(&mut self) -> Option<Value> {
+        let line = self.lines.next()?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+    }
+
+    /// Sends a request and returns its response (notifications in between are skipped).
+    pub fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let msg = self
+                .recv()
+                .unwrap_or_else(|| panic!("closed before answering {method}"));
+            if msg.get("id") == Some(&json!(id)) {
+                return msg;
+            }
+        }
+    }
+
+    /// initialize + notifications/initialized; returns the initialize result.
+    pub fn initialize(&mut self) -> Value {
+        let r = self.request(
+            0,
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "node-tests", "version": "0"}}),
+        );
+        let result = r
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("initialize failed: {r}"));
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        result
+    }
+
+    /// tools/call echo; returns the echoed text.
+    pub fn echo(&mut self, id: u64, text: &str) -> String {
+        let r = self.request(
+            id,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": text}}),
+        );
+        r["result"]["structuredContent"]["text"]
+            .as_str()
+            .unwrap_or_else(|| panic!("echo failed: {r}"))
+            .to_string()
+    }
+
+    /// Waits until the peer closes (EOF or reset), returning what it sent meanwhile.
+    pub fn until_closed(&mut self) -> Vec<String> {
+        self.lines.rest()
+    }
+}
+
+/// `GET path` on the admin API: (status code, JSON body).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).expect("connect to admin");
+    s.set_read_timeout(Some(WAIT)).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read response");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("bad HTTP: {text}"));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("body not JSON ({e}): {body}"));
+    (code, body)
+}
+
+/// Polls `GET /admin/stats` until `done` holds (bounded by [`WAIT`]); returns the last stats.
+pub fn wait_stats(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, stats) = http_get(admin, "/admin/stats");
+        assert_eq!(code, 200, "{stats}");
+        if done(&stats) {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stats never showed {what}: {stats}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
