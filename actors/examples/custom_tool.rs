@@ -77,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A client connection without sockets: lines in, lines out.
     let (tx, mut rx) = mpsc::channel(64);
     let conn = engine
-        .open_connection(tx, CancellationToken::new(), "example".into())
+        .open_connection(tx, CancellationToken::new(), "example".into(), None)
         .await?;
     let send = |line: Value| conn.send_message(ConnectionMsg::Inbound(line.to_string(), None));
     send(

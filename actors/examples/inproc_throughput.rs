@@ -43,7 +43,7 @@ async fn main() {
     for _ in 0..sessions {
         let (tx, mut rx) = mpsc::channel::<String>(4096);
         let conn = engine
-            .open_connection(tx, CancellationToken::new(), "bench".into())
+            .open_connection(tx, CancellationToken::new(), "bench".into(), None)
             .await
             .unwrap();
         let done = done.clone();

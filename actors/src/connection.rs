@@ -11,8 +11,10 @@ use erlmcp_runtime::protocol::{META_RESUME, method};
 use erlmcp_runtime::reply::{ClientSink, Responder};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::sync::DropGuard;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::env::ShardDirectory;
 use crate::session::SessionMsg;
@@ -47,17 +49,57 @@ pub struct ConnectionArgs {
     pub idle_timeout: Duration,
     /// Peer description for logs.
     pub peer: String,
+    /// The reader's in-flight slots, if it has any: a connection with requests in flight is
+    /// not idle.
+    pub in_flight: Option<InFlightSlots>,
+}
+
+/// A connection's in-flight request slots, shared by the reader (which takes one per message)
+/// and the Connection (which looks at them to tell idle from busy).
+#[derive(Clone, Debug)]
+pub struct InFlightSlots {
+    /// The slots.
+    pub slots: Arc<Semaphore>,
+    /// How many there are.
+    pub max: usize,
+}
+
+impl InFlightSlots {
+    /// `max` free slots.
+    pub fn new(max: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+        }
+    }
+    /// Whether any request is in flight.
+    pub fn busy(&self) -> bool {
+        self.slots.available_permits() < self.max
+    }
 }
 
 /// Live state of a [`Connection`].
 pub struct ConnectionState {
     sink: ClientSink,
     shards: ShardDirectory,
-    closed: CancellationToken,
     idle_timeout: Duration,
     peer: String,
     session: Option<(Arc<str>, Option<ActorRef<SessionMsg>>)>,
     last_inbound: Instant,
+    in_flight: Option<InFlightSlots>,
+    /// The pending idle check; aborted with the state so a closed connection leaves no timer
+    /// (and no mailbox kept alive by it) behind.
+    idle_timer: Option<AbortOnDropHandle<Result<(), ractor::MessagingErr<ConnectionMsg>>>>,
+    /// Cancels `closed` however the actor ends (stop, failure or kill).
+    _closed: DropGuard,
+}
+
+impl ConnectionState {
+    fn arm_idle_check(&mut self, myself: &ActorRef<ConnectionMsg>, after: Duration) {
+        self.idle_timer = Some(AbortOnDropHandle::new(
+            myself.send_after(after, || ConnectionMsg::IdleCheck),
+        ));
+    }
 }
 
 impl ConnectionState {
@@ -182,16 +224,19 @@ impl Actor for Connection {
         myself: ActorRef<ConnectionMsg>,
         a: ConnectionArgs,
     ) -> Result<ConnectionState, ActorProcessingErr> {
-        myself.send_after(a.idle_timeout, || ConnectionMsg::IdleCheck);
-        Ok(ConnectionState {
+        let mut s = ConnectionState {
             sink: a.sink,
             shards: a.shards,
-            closed: a.closed,
             idle_timeout: a.idle_timeout,
             peer: a.peer,
             session: None,
             last_inbound: Instant::now(),
-        })
+            in_flight: a.in_flight,
+            idle_timer: None,
+            _closed: a.closed.drop_guard(),
+        };
+        s.arm_idle_check(&myself, a.idle_timeout);
+        Ok(s)
     }
 
     async fn post_stop(
@@ -199,7 +244,7 @@ impl Actor for Connection {
         _: ActorRef<ConnectionMsg>,
         s: &mut ConnectionState,
     ) -> Result<(), ActorProcessingErr> {
-        s.closed.cancel();
+        s.idle_timer = None;
         tracing::debug!(peer = %s.peer, "connection closed");
         Ok(())
     }
@@ -227,11 +272,14 @@ impl Actor for Connection {
             ConnectionMsg::Closed => myself.stop(None),
             ConnectionMsg::IdleCheck => {
                 let idle = s.last_inbound.elapsed();
-                if idle >= s.idle_timeout {
+                if s.in_flight.as_ref().is_some_and(InFlightSlots::busy) {
+                    // Waiting on our answers is not idling.
+                    s.arm_idle_check(&myself, s.idle_timeout);
+                } else if idle >= s.idle_timeout {
                     tracing::info!(peer = %s.peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
                     myself.stop(Some("idle".into()));
                 } else {
-                    myself.send_after(s.idle_timeout - idle, || ConnectionMsg::IdleCheck);
+                    s.arm_idle_check(&myself, s.idle_timeout - idle);
                 }
             }
         }

@@ -12,9 +12,12 @@ use erlmcp_supervisors::{
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{Connection, ConnectionArgs, ConnectionMsg};
+use crate::connection::{Connection, ConnectionArgs, ConnectionMsg, InFlightSlots};
 use crate::env::{Directory, NodeEnv, ShardDirectory};
 use crate::shard::{Shard, ShardArgs, ShardMsg, ShardStats};
+
+/// How long engine calls from outside (listeners, admin) wait for an actor.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Handles to a node's MCP engine. Cheap to clone.
 #[derive(Clone)]
@@ -101,6 +104,7 @@ impl Engine {
         sink: ClientSink,
         closed: CancellationToken,
         peer: String,
+        in_flight: Option<InFlightSlots>,
     ) -> Result<ActorRef<ConnectionMsg>, ConnectError> {
         let sup = self
             .connections
@@ -112,10 +116,11 @@ impl Engine {
             closed,
             idle_timeout: self.env.config.connection_idle_timeout,
             peer,
+            in_flight,
         };
-        let cell = sup
-            .start_child(args)
+        let cell = tokio::time::timeout(CALL_TIMEOUT, sup.start_child(args))
             .await
+            .map_err(|_| ConnectError("the connection supervisor did not answer in time".into()))?
             .map_err(|e| ConnectError(e.to_string()))?;
         Ok(cell.into())
     }
@@ -123,7 +128,7 @@ impl Engine {
     /// The shard's counts.
     pub async fn stats(&self) -> Option<ShardStats> {
         let shard = self.shards.get()?;
-        ractor::call!(shard, ShardMsg::Stats).ok()
+        ractor::call_t!(shard, ShardMsg::Stats, CALL_TIMEOUT.as_millis() as u64).ok()
     }
 
     /// A supervisor spec that runs just the engine (tests, embedding).

@@ -21,6 +21,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::env::NodeEnv;
 use crate::shard::ShardMsg;
@@ -133,7 +134,10 @@ pub struct SessionActorState {
     in_flight: HashMap<Id, InFlight>,
     workers: HashMap<ActorId, Id>,
     client: Option<ClientSink>,
-    pending: HashMap<Id, oneshot::Sender<Result<Value, ErrorObject>>>,
+    /// Our requests to the client awaiting an answer, with their timeout timers.
+    pending: HashMap<Id, (oneshot::Sender<Result<Value, ErrorObject>>, Timer)>,
+    /// The pending idle check (timers die with the state: a stopped session leaves none).
+    idle_timer: Option<Timer>,
     next_request: u64,
     last_active: Instant,
     passivating: bool,
@@ -289,23 +293,31 @@ impl SessionActorState {
             )));
             return;
         }
-        self.pending.insert(id.clone(), reply);
-        myself.send_after(self.env.config.client_request_timeout, move || {
-            SessionMsg::ClientRequestTimeout(id)
-        });
+        let key = id.clone();
+        let timer = AbortOnDropHandle::new(
+            myself.send_after(self.env.config.client_request_timeout, move || {
+                SessionMsg::ClientRequestTimeout(id)
+            }),
+        );
+        self.pending.insert(key, (reply, timer));
     }
 
-    fn arm_idle_check(&self, myself: &ActorRef<SessionMsg>) {
+    fn arm_idle_check(&mut self, myself: &ActorRef<SessionMsg>) {
         let after = self
             .env
             .config
             .passivate_after
             .saturating_sub(self.last_active.elapsed());
-        myself.send_after(after.max(Duration::from_millis(1)), || {
-            SessionMsg::IdleCheck
-        });
+        self.idle_timer = Some(AbortOnDropHandle::new(
+            myself.send_after(after.max(Duration::from_millis(1)), || {
+                SessionMsg::IdleCheck
+            }),
+        ));
     }
 }
+
+/// A scheduled message to ourselves, cancelled when dropped.
+type Timer = AbortOnDropHandle<Result<(), ractor::MessagingErr<SessionMsg>>>;
 
 /// A worker's window onto its session.
 struct WorkerPeer {
@@ -407,7 +419,7 @@ impl Actor for Session {
         myself: ActorRef<SessionMsg>,
         args: SessionArgs,
     ) -> Result<SessionActorState, ActorProcessingErr> {
-        let s = SessionActorState {
+        let mut s = SessionActorState {
             id: Arc::from(args.state.id.as_str()),
             state: args.state,
             env: args.env,
@@ -416,6 +428,7 @@ impl Actor for Session {
             workers: HashMap::new(),
             client: None,
             pending: HashMap::new(),
+            idle_timer: None,
             next_request: 0,
             last_active: Instant::now(),
             passivating: false,
@@ -466,7 +479,7 @@ impl Actor for Session {
                 }
             },
             SessionMsg::ClientResponse(r) => match s.pending.remove(&r.id) {
-                Some(tx) => {
+                Some((tx, _timer)) => {
                     let _ = tx.send(r.outcome);
                 }
                 None => {
@@ -494,7 +507,7 @@ impl Actor for Session {
                 reply,
             } => s.client_request(&myself, method, params, reply),
             SessionMsg::ClientRequestTimeout(id) => {
-                if let Some(tx) = s.pending.remove(&id) {
+                if let Some((tx, _)) = s.pending.remove(&id) {
                     let _ = tx.send(Err(ErrorObject::new(
                         code::REQUEST_TIMEOUT,
                         format!("the client did not answer request {id} in time"),

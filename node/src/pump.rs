@@ -17,15 +17,14 @@
 //!   `post_stop`), or the actor is gone without running it (killed). The writer then writes
 //!   what is already queued, within [`CLOSE_FLUSH`], and shuts its half down.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use erlmcp_actors::connection::ConnectionMsg;
+use erlmcp_actors::connection::{ConnectionMsg, InFlightSlots};
 use erlmcp_actors::engine::{ConnectError, Engine};
 use erlmcp_runtime::framing::{FrameError, LineReader};
 use ractor::{ActorCell, ActorRef};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -93,7 +92,10 @@ where
     let limits = &engine.env.config;
     let (sink, outbound) = mpsc::channel(limits.outbound_queue.max(1));
     let closed = CancellationToken::new();
-    let actor = engine.open_connection(sink, closed.clone(), peer).await?;
+    let slots = InFlightSlots::new(limits.max_in_flight.max(1));
+    let actor = engine
+        .open_connection(sink, closed.clone(), peer, Some(slots.clone()))
+        .await?;
     let ended = Ended {
         closed,
         cell: actor.get_cell(),
@@ -105,13 +107,9 @@ where
         BufReader::with_capacity(READ_BUFFER, read),
         limits.max_message_bytes,
     );
-    let reader = drain.tracker.spawn(read_loop(
-        lines,
-        actor,
-        ended,
-        drain.token.clone(),
-        limits.max_in_flight.max(1),
-    ));
+    let reader = drain
+        .tracker
+        .spawn(read_loop(lines, actor, ended, drain.token.clone(), slots));
     Ok(Pump { reader, writer })
 }
 
@@ -144,37 +142,37 @@ async fn read_loop<R>(
     actor: ActorRef<ConnectionMsg>,
     ended: Ended,
     draining: CancellationToken,
-    max_in_flight: usize,
+    in_flight: InFlightSlots,
 ) where
     R: AsyncRead + Unpin,
 {
-    let slots = Arc::new(Semaphore::new(max_in_flight));
+    let slots = in_flight.slots;
+    let max_in_flight = in_flight.max;
     loop {
-        // A slot first: with `max_in_flight` requests unanswered we stop reading.
-        let permit = tokio::select! {
+        let next = tokio::select! {
             biased;
             _ = ended.wait() => return,
-            _ = draining.cancelled() => None,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => Some(p),
-                Err(_) => return, // never closed
-            },
-        };
-        let next = match permit {
-            None => Ok(None),
-            Some(_) => tokio::select! {
-                biased;
-                _ = ended.wait() => return,
-                _ = draining.cancelled() => Ok(None),
-                l = lines.next_line() => l,
-            },
+            _ = draining.cancelled() => Ok(None),
+            l = lines.next_line() => l,
         };
         let msg = match next {
-            Ok(Some(line)) => ConnectionMsg::Inbound(line, permit),
+            Ok(Some(line)) => {
+                // A slot per message: with `max_in_flight` requests unanswered we stop reading
+                // (the slots in use are exactly the requests in flight, which tells the
+                // Connection that a quiet client waiting for answers is not idle).
+                let permit = tokio::select! {
+                    biased;
+                    _ = ended.wait() => return,
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return, // never closed
+                    },
+                };
+                ConnectionMsg::Inbound(line, Some(permit))
+            }
             Ok(None) => {
                 // End of input (or the node drains): let the requests in flight be answered,
                 // then close.
-                drop(permit);
                 let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
                 tokio::select! {
                     biased;

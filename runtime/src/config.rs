@@ -42,6 +42,18 @@ impl Default for EngineConfig {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_are_milliseconds_and_unknown_keys_are_refused() {
+        let c: EngineConfig = serde_json::from_str(r#"{"passivate_after_ms": 250}"#).unwrap();
+        assert_eq!(c.passivate_after, Duration::from_millis(250));
+        assert!(serde_json::from_str::<EngineConfig>(r#"{"passivate_after": 250}"#).is_err());
+    }
+}
+
 mod duration_ms {
     use std::time::Duration;
 

@@ -25,7 +25,9 @@ pub fn send_lossy(sink: &ClientSink, line: String) -> bool {
 
 /// Queues a response without blocking; if the queue is momentarily full, a task waits for room
 /// (the per-connection in-flight limit bounds how many such tasks can exist).
-fn send_reliable(sink: &ClientSink, line: String) {
+/// The in-flight `permit` is released only once the line is queued, so a reader that waits for
+/// all permits (end of input) knows every answer is in the queue.
+fn send_reliable(sink: &ClientSink, line: String, permit: Option<OwnedSemaphorePermit>) {
     match sink.try_send(line) {
         Ok(()) | Err(TrySendError::Closed(_)) => {}
         Err(TrySendError::Full(line)) => {
@@ -33,6 +35,7 @@ fn send_reliable(sink: &ClientSink, line: String) {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     let _ = sink.send(line).await;
+                    drop(permit);
                 });
             }
         }
@@ -46,7 +49,7 @@ fn send_reliable(sink: &ClientSink, line: String) {
 pub struct Responder {
     id: Id,
     sink: ClientSink,
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
     done: bool,
 }
 
@@ -65,7 +68,7 @@ impl Responder {
         Self {
             id,
             sink,
-            _permit: permit,
+            permit,
             done: false,
         }
     }
@@ -87,7 +90,7 @@ impl Responder {
             Ok(v) => jsonrpc::encode_result(&self.id, v),
             Err(e) => jsonrpc::encode_error(Some(&self.id), e),
         };
-        send_reliable(&self.sink, line);
+        send_reliable(&self.sink, line, self.permit.take());
     }
 
     /// Sends an error response.
@@ -108,7 +111,11 @@ impl Drop for Responder {
                 code::INTERNAL_ERROR,
                 "Internal error: the request was aborted (the actor serving it stopped)",
             );
-            send_reliable(&self.sink, jsonrpc::encode_error(Some(&self.id), &e));
+            send_reliable(
+                &self.sink,
+                jsonrpc::encode_error(Some(&self.id), &e),
+                self.permit.take(),
+            );
         }
     }
 }

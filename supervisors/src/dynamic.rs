@@ -230,7 +230,8 @@ impl<A: Clone + Send + Sync + 'static> DynamicSupervisor<A> {
 /// One running (or restart-pending) dynamic child: kept small, there may be 100 000 of them.
 struct DynChild<A> {
     cell: ActorCell,
-    args: A,
+    /// Kept for restarts; `None` for temporary children, which are never restarted.
+    args: Option<A>,
     serial: u64,
     restarts: u32,
 }
@@ -273,6 +274,11 @@ impl<A: Clone + Send + Sync + 'static> DynamicState<A> {
         self.common
             .child_started(|| self.child_name(serial), cell.get_id());
         Ok(cell)
+    }
+
+    /// What to keep of a child's arguments.
+    fn keep(&self, args: A) -> Option<A> {
+        (self.restart != Restart::Temporary).then_some(args)
     }
 
     /// Starts children concurrently in a few tasks; registers those that started.
@@ -331,7 +337,7 @@ impl<A: Clone + Send + Sync + 'static> DynamicState<A> {
                             cell.get_id(),
                             DynChild {
                                 cell: cell.clone(),
-                                args: a,
+                                args: self.keep(a),
                                 serial,
                                 restarts: 0,
                             },
@@ -369,7 +375,7 @@ impl<A: Clone + Send + Sync + 'static> DynamicState<A> {
                     id,
                     DynChild {
                         cell,
-                        args,
+                        args: Some(args),
                         serial,
                         restarts: restarts + 1,
                     },
@@ -488,7 +494,7 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
                                     cell.get_id(),
                                     DynChild {
                                         cell: cell.clone(),
-                                        args: *args,
+                                        args: state.keep(*args),
                                         serial,
                                         restarts: 0,
                                     },
@@ -636,9 +642,10 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
             state.terminate_all().await;
             return Err(state.common.escalate());
         }
-        state
-            .pending
-            .insert(child.serial, (child.args, child.restarts));
+        let Some(args) = child.args else {
+            return Ok(()); // only temporary children drop their args, and those never restart
+        };
+        state.pending.insert(child.serial, (args, child.restarts));
         if state.common.backoff.is_some() {
             state
                 .common

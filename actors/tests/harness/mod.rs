@@ -59,7 +59,7 @@ impl Node {
         let closed = CancellationToken::new();
         let conn = self
             .engine
-            .open_connection(tx, closed.clone(), "test".into())
+            .open_connection(tx, closed.clone(), "test".into(), None)
             .await
             .expect("connection opens");
         Client {
