@@ -385,6 +385,11 @@ impl SessionPeer for WorkerPeer {
             jsonrpc::encode_notification(method, Some(&params)),
         );
     }
+    fn close_stream(&self) {
+        let _ = self
+            .sink
+            .try_send(erlmcp_runtime::reply::CLOSE_STREAM.to_string());
+    }
     fn request(
         &self,
         method: &str,

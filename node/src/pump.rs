@@ -243,6 +243,10 @@ async fn write_loop<W>(
 }
 
 fn push(batch: &mut Vec<u8>, msg: &str) {
+    // Line transports have no response streams to close.
+    if erlmcp_runtime::reply::is_close_stream(msg) {
+        return;
+    }
     batch.extend_from_slice(msg.as_bytes());
     batch.push(b'\n');
 }

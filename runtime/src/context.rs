@@ -27,6 +27,10 @@ pub trait SessionPeer: Send + Sync {
     fn log(&self, level: LogLevel, logger: Option<String>, data: Value);
     /// Sends a notification to the client.
     fn notify(&self, method: &str, params: Value);
+    /// Asks the transport to close this request's response stream now (Streamable HTTP SSE
+    /// polling, SEP-1699): the client reconnects and gets the rest from the event log. A no-op
+    /// on transports without response streams.
+    fn close_stream(&self) {}
     /// Sends a request to the client and waits for its response (or the session's timeout
     /// for client requests).
     fn request(
@@ -123,6 +127,12 @@ impl Context {
     /// Sends any notification to the client.
     pub fn notify(&self, method: &str, params: Value) {
         self.peer.notify(method, params);
+    }
+
+    /// Closes this request's SSE response stream (see [`SessionPeer::close_stream`]); the
+    /// response is still delivered, on the client's resumed stream.
+    pub fn close_stream(&self) {
+        self.peer.close_stream();
     }
 
     /// Asks the client's model for a completion (`sampling/createMessage`).

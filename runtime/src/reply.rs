@@ -10,6 +10,15 @@ use crate::jsonrpc::{self, ErrorObject, Id, code};
 /// A client's bounded outbound queue of encoded JSON-RPC messages (one per line/event).
 pub type ClientSink = mpsc::Sender<String>;
 
+/// A control item on a [`ClientSink`], not a message: "close the current response stream".
+/// Stream transports (Streamable HTTP) act on it; line transports skip it.
+pub const CLOSE_STREAM: &str = "";
+
+/// Whether an outbound item is the [`CLOSE_STREAM`] control item.
+pub fn is_close_stream(item: &str) -> bool {
+    item.is_empty()
+}
+
 /// Puts a notification (or a server → client request) on the queue; drops it if the client is
 /// not reading (notifications are lossy under backpressure, responses never are).
 pub fn send_lossy(sink: &ClientSink, line: String) -> bool {
