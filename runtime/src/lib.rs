@@ -16,11 +16,14 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod conformance_pack;
 pub mod context;
 pub mod core_pack;
 pub mod engine;
 pub mod framing;
+pub mod http;
 pub mod jsonrpc;
+pub mod modern;
 pub mod protocol;
 pub mod registry;
 pub mod reply;
