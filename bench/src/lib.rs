@@ -1,0 +1,11 @@
+//! Benchmarks of erlmcp, as binaries (never timed assertions in tests):
+//!
+//! - `erlmcp-load`: a load generator for MCP over TCP (NDJSON), see [`load`].
+//! - `erlmcp-session-mem`: resident memory per idle MCP session, in-process, see [`mem`].
+//!
+//! `bench/README.md` has the commands.
+
+pub mod duration;
+pub mod load;
+pub mod mem;
+pub mod procstat;
