@@ -8,7 +8,21 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::jsonrpc::ErrorObject;
+use crate::mrtr::InputRound;
 use crate::protocol::{LogLevel, method};
+
+/// JSON-RPC code of revision 2026-07-28's `MissingRequiredClientCapabilityError`.
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+
+/// The -32021 error for a capability the client did not declare:
+/// `data.requiredCapabilities` is a `ClientCapabilities` object (`{"sampling": {}}`).
+pub fn missing_capability(capability: &str, what: &str) -> ErrorObject {
+    ErrorObject::new(
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        format!("Missing required client capability `{capability}` (needed for {what})"),
+    )
+    .with_data(json!({ "requiredCapabilities": { capability: {} } }))
+}
 
 /// The session side of a context, implemented by the Session actor (and by test doubles).
 ///
@@ -32,7 +46,8 @@ pub trait SessionPeer: Send + Sync {
     /// on transports without response streams.
     fn close_stream(&self) {}
     /// Sends a request to the client and waits for its response (or the session's timeout
-    /// for client requests).
+    /// for client requests). Not used for requests answered by multi round-trip input (see
+    /// [`Context::with_input_round`]).
     fn request(
         &self,
         method: &str,
@@ -53,6 +68,8 @@ pub struct Context {
     pub cancel: CancellationToken,
     progress_token: Option<Value>,
     peer: Arc<dyn SessionPeer>,
+    client_capabilities: Option<Arc<Value>>,
+    input: Option<Arc<InputRound>>,
 }
 
 /// Default timeout of server → client requests.
@@ -75,7 +92,55 @@ impl Context {
             cancel,
             progress_token,
             peer,
+            client_capabilities: None,
+            input: None,
         }
+    }
+
+    /// Declares the client capabilities in force for this request (revision 2026-07-28 sends
+    /// them with every request). Client requests needing an undeclared one then fail with
+    /// -32021 ([`missing_capability`]) instead of being sent.
+    pub fn with_client_capabilities(mut self, capabilities: Value) -> Self {
+        self.client_capabilities = Some(Arc::new(capabilities));
+        self
+    }
+
+    /// Answers this request's client requests from a multi round-trip [`InputRound`] instead of
+    /// sending them (revision 2026-07-28, where servers cannot send requests): an answered one
+    /// resolves with the client's response, an unanswered one never resolves and the driver
+    /// ([`crate::mrtr::drive`]) turns the run into an `input_required` result.
+    pub fn with_input_round(mut self, round: Arc<InputRound>) -> Self {
+        self.input = Some(round);
+        self
+    }
+
+    /// The client capabilities declared for this request, when known (always on revision
+    /// 2026-07-28; on a session they are the session's business).
+    pub fn client_capabilities(&self) -> Option<&Value> {
+        self.client_capabilities.as_deref()
+    }
+
+    /// Whether the client declared `capability` (`"sampling"`, `"elicitation"`, `"roots"`, ...).
+    /// True when the capabilities are not known here: the session checks them when the request
+    /// is sent.
+    pub fn client_supports(&self, capability: &str) -> bool {
+        self.client_capabilities
+            .as_deref()
+            .is_none_or(|c| c.get(capability).is_some_and(|v| !v.is_null()))
+    }
+
+    /// Fails with -32021 if the client is known not to have declared `capability`.
+    pub fn require_capability(&self, capability: &str) -> Result<(), ErrorObject> {
+        if self.client_supports(capability) {
+            Ok(())
+        } else {
+            Err(missing_capability(capability, "this request"))
+        }
+    }
+
+    /// The multi round-trip input of this request, if it runs under one.
+    pub fn input_round(&self) -> Option<&InputRound> {
+        self.input.as_deref()
     }
 
     /// Reads a session key.
@@ -152,6 +217,53 @@ impl Context {
 
     /// Any server → client request, cancelled with this request.
     pub async fn client_request(&self, method: &str, params: Value) -> Result<Value, ErrorObject> {
+        self.client_request_keyed(None, method, params).await
+    }
+
+    /// [`Context::sample`] under an input key of the handler's choosing (the key of its
+    /// `inputRequests` entry on revision 2026-07-28; ignored on sessions).
+    pub async fn sample_as(&self, key: &str, params: Value) -> Result<Value, ErrorObject> {
+        self.client_request_as(key, method::SAMPLING_CREATE_MESSAGE, params)
+            .await
+    }
+    /// [`Context::elicit`] under an input key (see [`Context::sample_as`]).
+    pub async fn elicit_as(&self, key: &str, params: Value) -> Result<Value, ErrorObject> {
+        self.client_request_as(key, method::ELICITATION_CREATE, params)
+            .await
+    }
+    /// [`Context::list_roots`] under an input key (see [`Context::sample_as`]).
+    pub async fn list_roots_as(&self, key: &str) -> Result<Value, ErrorObject> {
+        self.client_request_as(key, method::ROOTS_LIST, json!({}))
+            .await
+    }
+    /// [`Context::client_request`] under an input key (see [`Context::sample_as`]).
+    pub async fn client_request_as(
+        &self,
+        key: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, ErrorObject> {
+        self.client_request_keyed(Some(key), method, params).await
+    }
+
+    async fn client_request_keyed(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, ErrorObject> {
+        if let Some(cap) = crate::mrtr::required_capability(method)
+            && !self.client_supports(cap)
+        {
+            return Err(missing_capability(cap, method));
+        }
+        if let Some(round) = &self.input {
+            return match round.lookup(key, method, params)? {
+                Some(response) => Ok(response),
+                // The driver stops the handler here and answers `input_required`.
+                None => std::future::pending().await,
+            };
+        }
         tokio::select! {
             r = self.peer.request(method, params) => r,
             _ = self.cancel.cancelled() => Err(ErrorObject::new(crate::jsonrpc::code::REQUEST_TIMEOUT, "request cancelled")),

@@ -6,6 +6,9 @@
 //! - [`registry`], [`context`], [`schema`]: the SDK surface (tools, resources, templates,
 //!   prompts, completions) and what handlers see;
 //! - [`core_pack`]: the built-in `core` tools every node serves;
+//! - [`modern`], [`mrtr`], [`changes`]: revision 2026-07-28 (stateless requests, input-required
+//!   results, `subscriptions/listen` and the server-wide change bus);
+//! - [`conformance_modern`]: the 2026-07-28 fixtures of the `conformance` pack;
 //! - [`framing`]: NDJSON line framing with a size limit;
 //! - [`reply`]: the one reply abstraction (client queue, exactly-once [`reply::Responder`]);
 //! - [`store`]: a shard's committed session states, compact.
@@ -15,7 +18,9 @@
 
 #![warn(missing_docs)]
 
+pub mod changes;
 pub mod config;
+pub mod conformance_modern;
 pub mod conformance_pack;
 pub mod context;
 pub mod core_pack;
@@ -24,6 +29,7 @@ pub mod framing;
 pub mod http;
 pub mod jsonrpc;
 pub mod modern;
+pub mod mrtr;
 pub mod protocol;
 pub mod registry;
 pub mod reply;

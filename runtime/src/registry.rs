@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::changes::{Change, ChangeBus};
 use crate::context::Context;
 use crate::jsonrpc::{ErrorObject, code};
 
@@ -444,6 +445,7 @@ pub struct Registry {
     pub page_size: usize,
     /// `instructions` returned by `initialize`.
     pub instructions: Option<String>,
+    changes: ChangeBus,
 }
 
 /// Default page size of list methods.
@@ -496,6 +498,17 @@ impl Registry {
         self.completions
             .insert(r, Arc::new(move |c, n, v, a| Box::pin(f(c, n, v, a))));
         self
+    }
+
+    /// The bus on which changes of what this registry serves are published (shared by its
+    /// clones). Transports subscribe to it to tell clients (`subscriptions/listen` streams,
+    /// session GET streams).
+    pub fn change_bus(&self) -> ChangeBus {
+        self.changes.clone()
+    }
+    /// Publishes a change of what this registry serves (see [`Registry::change_bus`]).
+    pub fn publish_change(&self, change: Change) -> usize {
+        self.changes.publish(change)
     }
 
     /// Looks up a tool.
