@@ -80,9 +80,16 @@ pub enum SessionMsg {
         method: String,
         /// Params.
         params: Value,
+        /// The stream of the request that asks (Streamable HTTP sends server → client requests
+        /// on the originating request's stream); `None`: the client's latest stream.
+        via: Option<ClientSink>,
         /// Where the answer goes.
         reply: oneshot::Sender<Result<Value, ErrorObject>>,
     },
+    /// Streamable HTTP: the session's standalone stream (the client's GET stream). Unsolicited
+    /// notifications (e.g. `resources/updated`) go there rather than to the stream of the
+    /// latest request, while it is open.
+    AttachStandalone(ClientSink),
     /// Internal: a client request timed out.
     ClientRequestTimeout(Id),
     /// Internal: passivate if idle.
@@ -134,6 +141,7 @@ pub struct SessionActorState {
     in_flight: HashMap<Id, InFlight>,
     workers: HashMap<ActorId, Id>,
     client: Option<ClientSink>,
+    standalone: Option<ClientSink>,
     /// Our requests to the client awaiting an answer, with their timeout timers.
     pending: HashMap<Id, (oneshot::Sender<Result<Value, ErrorObject>>, Timer)>,
     /// The pending idle check (timers die with the state: a stopped session leaves none).
@@ -155,7 +163,8 @@ impl SessionActorState {
     }
 
     fn notify(&self, method: &str, params: Value) {
-        if let Some(c) = &self.client {
+        let open = self.standalone.as_ref().filter(|s| !s.is_closed());
+        if let Some(c) = open.or(self.client.as_ref()) {
             send_lossy(c, jsonrpc::encode_notification(method, Some(&params)));
         }
     }
@@ -259,6 +268,7 @@ impl SessionActorState {
         myself: &ActorRef<SessionMsg>,
         method: String,
         params: Value,
+        via: Option<ClientSink>,
         reply: oneshot::Sender<Result<Value, ErrorObject>>,
     ) {
         let needed = match method.as_str() {
@@ -276,7 +286,10 @@ impl SessionActorState {
             )));
             return;
         }
-        let Some(client) = self.client.clone() else {
+        let Some(client) = via
+            .filter(|v| !v.is_closed())
+            .or_else(|| self.client.clone())
+        else {
             let _ = reply.send(Err(ErrorObject::internal(
                 "no client is attached to this session",
             )));
@@ -399,6 +412,7 @@ impl SessionPeer for WorkerPeer {
         let sent = self.session.cast(SessionMsg::ClientRequest {
             method: method.to_string(),
             params,
+            via: Some(self.sink.clone()),
             reply: tx,
         });
         Box::pin(async move {
@@ -432,6 +446,7 @@ impl Actor for Session {
             in_flight: HashMap::new(),
             workers: HashMap::new(),
             client: None,
+            standalone: None,
             pending: HashMap::new(),
             idle_timer: None,
             next_request: 0,
@@ -509,8 +524,10 @@ impl Actor for Session {
             SessionMsg::ClientRequest {
                 method,
                 params,
+                via,
                 reply,
-            } => s.client_request(&myself, method, params, reply),
+            } => s.client_request(&myself, method, params, via, reply),
+            SessionMsg::AttachStandalone(sink) => s.standalone = Some(sink),
             SessionMsg::ClientRequestTimeout(id) => {
                 if let Some((tx, _)) = s.pending.remove(&id) {
                     let _ = tx.send(Err(ErrorObject::new(

@@ -35,6 +35,9 @@ pub enum ShardMsg {
     Deliver(Arc<str>, SessionMsg),
     /// Whether a session exists (live or passivated).
     Exists(Arc<str>, RpcReplyPort<bool>),
+    /// Ends a session for good (Streamable HTTP `DELETE`): stops its actor (its in-flight
+    /// requests are answered with an error) and forgets its state. Replies whether it existed.
+    Terminate(Arc<str>, RpcReplyPort<bool>),
     /// The live actor of a session, if any (tests, chaos, admin).
     LiveSession(Arc<str>, RpcReplyPort<Option<ActorRef<SessionMsg>>>),
     /// Counts.
@@ -223,6 +226,10 @@ impl ShardState {
     }
 }
 
+/// How long a terminated session's actor may take to stop before its state is forgotten (so
+/// that a commit it makes while stopping cannot bring the state back).
+const TERMINATE_WAIT: Duration = Duration::from_secs(2);
+
 /// How often the shard sweeps expired sessions (at most).
 const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -293,6 +300,26 @@ impl Actor for Shard {
             }
             ShardMsg::Deliver(id, m) => {
                 s.deliver(&myself, id, m).await;
+            }
+            ShardMsg::Terminate(id, reply) => {
+                let live = s.live.remove(&id);
+                if let Some(live) = &live {
+                    s.by_actor.remove(&live.actor.get_id());
+                    live.actor.stop(Some("session terminated".into()));
+                    if live.actor.wait(Some(TERMINATE_WAIT)).await.is_err() {
+                        live.actor.kill();
+                    }
+                }
+                let existed = s.env.store.remove(&id) || live.is_some();
+                if let Some(live) = live {
+                    for m in live.parked {
+                        m.reject(unknown_session(&id));
+                    }
+                }
+                if existed {
+                    tracing::debug!(session = %id, "session terminated");
+                }
+                let _ = reply.send(existed);
             }
             ShardMsg::Exists(id, reply) => {
                 let _ = reply.send(s.live.contains_key(&id) || s.env.store.contains(&id));

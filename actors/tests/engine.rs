@@ -580,3 +580,77 @@ async fn connections_close_after_the_idle_timeout() {
         .expect("idle connection closed");
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn terminating_a_session_answers_its_in_flight_requests_and_forgets_it() {
+    let node = node().await;
+    let mut c = node.connect().await;
+    c.initialize().await;
+    let sid = session_id(&mut c).await;
+    let id = c
+        .send_request(
+            "tools/call",
+            json!({"name": "sleep", "arguments": {"ms": 60000}}),
+        )
+        .await;
+    c.call_tool("echo", json!({"text": "barrier"})).await;
+    let shard = node.engine.shards.get().unwrap();
+    let existed = ractor::call!(shard, ShardMsg::Terminate, sid.clone().into()).unwrap();
+    assert!(existed);
+    let r = c.response(id).await;
+    assert_eq!(r["error"]["code"], -32603, "the in-flight request: {r}");
+    assert!(!ractor::call!(shard, ShardMsg::Exists, sid.clone().into()).unwrap());
+    let e = c.request("tools/list", json!({})).await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Unknown session"),
+        "{e}"
+    );
+    assert!(
+        !ractor::call!(shard, ShardMsg::Terminate, sid.into()).unwrap(),
+        "terminating twice: it no longer exists"
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsolicited_notifications_prefer_the_standalone_stream() {
+    let node = node().await;
+    let mut c = node.connect().await;
+    c.initialize().await;
+    let sid = session_id(&mut c).await;
+    let (standalone, mut rx) = tokio::sync::mpsc::channel(8);
+    let shard = node.engine.shards.get().unwrap();
+    ractor::call!(
+        shard,
+        ShardMsg::Route,
+        sid.into(),
+        SessionMsg::AttachStandalone(standalone)
+    )
+    .unwrap();
+    c.result(
+        "resources/subscribe",
+        json!({"uri": "erlmcp://session/state"}),
+    )
+    .await;
+    c.call_tool("kv_set", json!({"key": "a", "value": 1})).await;
+    let line = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the update in time")
+        .expect("an update");
+    assert!(line.contains("notifications/resources/updated"), "{line}");
+    assert!(
+        !c.backlog
+            .iter()
+            .any(|v| v["method"] == "notifications/resources/updated"),
+        "not on the request's stream"
+    );
+    // Once the standalone stream is gone, the client's stream gets them again.
+    drop(rx);
+    c.call_tool("kv_set", json!({"key": "a", "value": 2})).await;
+    c.wait_for(|v| v["method"] == "notifications/resources/updated")
+        .await;
+    node.shutdown().await;
+}

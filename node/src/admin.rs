@@ -275,7 +275,12 @@ mod tests {
         assert_eq!(code, 503, "{body}");
         assert_eq!(
             body["waiting_for"],
-            json!(["shard", "connection supervisor", "tcp listener"])
+            json!([
+                "shard",
+                "connection supervisor",
+                "tcp listener",
+                "http listener"
+            ])
         );
         let (code, body) = get(&addr, "/health").await;
         assert_eq!(code, 200, "{body}");

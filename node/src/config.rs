@@ -6,7 +6,11 @@
 //! |---|---|---|
 //! | `--name NAME` | `name` | `erlmcp@127.0.0.1` |
 //! | `--tcp ADDR` | `tcp` | `127.0.0.1:7400` (none with `--stdio`) |
+//! | `--http ADDR` | `http` | `127.0.0.1:7401` (none with `--stdio`) |
 //! | `--admin ADDR` | `admin` | `127.0.0.1:7404` (none with `--stdio`) |
+//! | `--allowed-hosts H,...` | `allowed_hosts` | loopback names when `http` is loopback, else any |
+//! | `--allowed-origins O,...` | `allowed_origins` | `http(s)://` loopback names when loopback, else same-origin |
+//! | `--fixtures PACK,...` | `fixtures` | none (packs: `conformance`) |
 //! | `--log-format text\|json` | `log_format` | `text` |
 //! | `--shutdown-grace 10s` | `shutdown_grace_ms` | `10000` |
 //! | `--stdio` | `stdio` | `false` |
@@ -28,6 +32,8 @@ pub const DEFAULT_NAME: &str = "erlmcp@127.0.0.1";
 pub const DEFAULT_TCP: &str = "127.0.0.1:7400";
 /// Default admin HTTP listener.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:7404";
+/// Default Streamable HTTP listener.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:7401";
 /// Default grace period of a clean shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Upper bound of `engine.max_in_flight` (the per-connection semaphore counts in `u32`).
@@ -57,6 +63,24 @@ pub struct NodeArgs {
     /// `listening tcp=...` shows it) [default: 127.0.0.1:7400; none with --stdio].
     #[arg(long, value_name = "ADDR")]
     pub tcp: Option<String>,
+    /// Streamable HTTP listener (MCP endpoint `/mcp`), HOST:PORT; port 0 picks a free port (the
+    /// log line `listening http=...` shows it) [default: 127.0.0.1:7401; none with --stdio].
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Host header values the HTTP listener accepts (DNS-rebinding protection): NAME,
+    /// NAME:PORT, [IPV6]:PORT or *; comma-separated or repeated
+    /// [default: localhost, 127.0.0.1, [::1] on any port when bound to loopback, else any].
+    #[arg(long, value_name = "HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Origin header values the HTTP listener accepts: SCHEME://HOST[:PORT] or *;
+    /// comma-separated or repeated [default: http(s)://localhost, 127.0.0.1, [::1] when bound to
+    /// loopback, else the request's own Host].
+    #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Fixture packs to serve next to the `core` tools, comma-separated or repeated; known:
+    /// `conformance` (what the official MCP conformance suite expects). Opt-in, never default.
+    #[arg(long, value_name = "PACKS", value_delimiter = ',')]
+    pub fixtures: Option<Vec<String>>,
     /// Admin HTTP listener (/health, /ready, /admin/stats, /admin/tree)
     /// [default: 127.0.0.1:7404; none with --stdio].
     #[arg(long, value_name = "ADDR")]
@@ -82,6 +106,14 @@ pub struct FileConfig {
     pub name: Option<String>,
     /// `--tcp`.
     pub tcp: Option<String>,
+    /// `--http`.
+    pub http: Option<String>,
+    /// `--allowed-hosts`.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// `--allowed-origins`.
+    pub allowed_origins: Option<Vec<String>>,
+    /// `--fixtures`.
+    pub fixtures: Option<Vec<String>>,
     /// `--admin`.
     pub admin: Option<String>,
     /// `--log-format`.
@@ -102,6 +134,14 @@ pub struct NodeConfig {
     pub name: String,
     /// TCP listener address, if any.
     pub tcp: Option<String>,
+    /// Streamable HTTP listener address, if any.
+    pub http: Option<String>,
+    /// Configured `Host` allow-list (`None`: the default for the bound address).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Configured `Origin` allow-list (`None`: the default for the bound address).
+    pub allowed_origins: Option<Vec<String>>,
+    /// Fixture packs served next to `core`, in order.
+    pub fixtures: Vec<String>,
     /// Admin listener address, if any.
     pub admin: Option<String>,
     /// Log format.
@@ -154,6 +194,18 @@ impl NodeConfig {
                 .or(file.name)
                 .unwrap_or_else(|| DEFAULT_NAME.to_string()),
             tcp: listener(&args.tcp, file.tcp, DEFAULT_TCP),
+            http: listener(&args.http, file.http, DEFAULT_HTTP),
+            allowed_hosts: args.allowed_hosts.clone().or(file.allowed_hosts),
+            allowed_origins: args.allowed_origins.clone().or(file.allowed_origins),
+            fixtures: args
+                .fixtures
+                .clone()
+                .or(file.fixtures)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
             admin: listener(&args.admin, file.admin, DEFAULT_ADMIN),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             shutdown_grace: args
@@ -171,11 +223,28 @@ impl NodeConfig {
         if self.name.trim().is_empty() {
             bail!("invalid name: it must not be empty");
         }
-        for (key, addr) in [("tcp", &self.tcp), ("admin", &self.admin)] {
+        for (key, addr) in [
+            ("tcp", &self.tcp),
+            ("http", &self.http),
+            ("admin", &self.admin),
+        ] {
             if let Some(addr) = addr {
                 check_address(key, addr)?;
             }
         }
+        for pack in &self.fixtures {
+            if crate::tree::fixture_pack(pack).is_none() {
+                bail!(
+                    "unknown fixture pack {pack:?} (known: {})",
+                    crate::tree::FIXTURE_PACKS.join(", ")
+                );
+            }
+        }
+        // Same parse as the listener's, so a bad pattern fails the start with the key.
+        erlmcp_runtime::http::AllowList::new(self.allowed_hosts.as_deref(), None, true)
+            .map_err(|e| anyhow::anyhow!("invalid allowed_hosts: {e}"))?;
+        erlmcp_runtime::http::AllowList::new(None, self.allowed_origins.as_deref(), true)
+            .map_err(|e| anyhow::anyhow!("invalid allowed_origins: {e}"))?;
         let e = &self.engine;
         if e.max_in_flight == 0 || e.max_in_flight > MAX_IN_FLIGHT_LIMIT {
             bail!(
@@ -253,6 +322,10 @@ mod tests {
             NodeConfig {
                 name: DEFAULT_NAME.into(),
                 tcp: Some(DEFAULT_TCP.into()),
+                http: Some(DEFAULT_HTTP.into()),
+                allowed_hosts: None,
+                allowed_origins: None,
+                fixtures: Vec::new(),
                 admin: Some(DEFAULT_ADMIN.into()),
                 log_format: LogFormat::Text,
                 shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -268,6 +341,10 @@ mod tests {
             r#"
             name = "a@file"
             tcp = "127.0.0.1:1"
+            http = "127.0.0.1:5"
+            allowed_hosts = ["mcp.example.com"]
+            allowed_origins = ["https://app.example.com"]
+            fixtures = ["conformance"]
             admin = "127.0.0.1:2"
             log_format = "json"
             shutdown_grace_ms = 250
@@ -282,6 +359,16 @@ mod tests {
         let from_file = NodeConfig::merge(file.clone(), &NodeArgs::default()).unwrap();
         assert_eq!(from_file.name, "a@file");
         assert_eq!(from_file.tcp.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(from_file.http.as_deref(), Some("127.0.0.1:5"));
+        assert_eq!(
+            from_file.allowed_hosts,
+            Some(vec!["mcp.example.com".to_string()])
+        );
+        assert_eq!(
+            from_file.allowed_origins,
+            Some(vec!["https://app.example.com".to_string()])
+        );
+        assert_eq!(from_file.fixtures, ["conformance"]);
         assert_eq!(from_file.admin.as_deref(), Some("127.0.0.1:2"));
         assert_eq!(from_file.log_format, LogFormat::Json);
         assert_eq!(from_file.shutdown_grace, Duration::from_millis(250));
@@ -299,6 +386,10 @@ mod tests {
         let flags = NodeArgs {
             name: Some("b@flag".into()),
             tcp: Some("127.0.0.1:3".into()),
+            http: Some("127.0.0.1:6".into()),
+            allowed_hosts: Some(vec!["*".into()]),
+            allowed_origins: Some(vec!["*".into()]),
+            fixtures: Some(vec![]),
             admin: Some("127.0.0.1:4".into()),
             log_format: Some(LogFormat::Text),
             shutdown_grace: Some(Duration::from_secs(1)),
@@ -308,6 +399,13 @@ mod tests {
         let merged = NodeConfig::merge(file, &flags).unwrap();
         assert_eq!(merged.name, "b@flag");
         assert_eq!(merged.tcp.as_deref(), Some("127.0.0.1:3"));
+        assert_eq!(merged.http.as_deref(), Some("127.0.0.1:6"));
+        assert_eq!(merged.allowed_hosts, Some(vec!["*".to_string()]));
+        assert_eq!(merged.allowed_origins, Some(vec!["*".to_string()]));
+        assert!(
+            merged.fixtures.is_empty(),
+            "an empty flag list overrides the file"
+        );
         assert_eq!(merged.admin.as_deref(), Some("127.0.0.1:4"));
         assert_eq!(merged.log_format, LogFormat::Text);
         assert_eq!(merged.shutdown_grace, Duration::from_secs(1));
@@ -322,7 +420,7 @@ mod tests {
             ..NodeArgs::default()
         };
         let cfg = NodeConfig::merge(FileConfig::default(), &stdio).unwrap();
-        assert_eq!((cfg.tcp, cfg.admin), (None, None));
+        assert_eq!((cfg.tcp, cfg.http, cfg.admin), (None, None, None));
 
         let file = FileConfig::parse("stdio = true\nadmin = \"127.0.0.1:0\"", "t").unwrap();
         let cfg = NodeConfig::merge(file, &NodeArgs::default()).unwrap();
@@ -382,6 +480,14 @@ mod tests {
         };
         assert!(bad("tcp = \"7400\"").contains("invalid tcp address \"7400\""));
         assert!(bad("admin = \"localhost:http\"").contains("invalid admin address"));
+        assert!(bad("http = \"7401\"").contains("invalid http address"));
+        let e = bad("fixtures = [\"conformance\", \"nope\"]");
+        assert!(
+            e.contains("unknown fixture pack \"nope\"") && e.contains("known: conformance"),
+            "{e}"
+        );
+        assert!(bad("allowed_hosts = [\"a b\"]").contains("invalid allowed_hosts"));
+        assert!(bad("allowed_origins = [\"example.com\"]").contains("invalid allowed_origins"));
         assert!(bad("name = \"  \"").contains("invalid name"));
         assert!(bad("[engine]\nmax_in_flight = 0").contains("engine.max_in_flight"));
         assert!(bad("[engine]\noutbound_queue = 0").contains("engine.outbound_queue"));

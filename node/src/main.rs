@@ -1,7 +1,8 @@
 //! `erlmcp`: the node binary.
 //!
 //! - `erlmcp node`: runs one node — its supervision tree ([`tree`]) with the MCP engine, the
-//!   NDJSON-over-TCP listener, the admin API and, with `--stdio`, one session on stdin/stdout —
+//!   NDJSON-over-TCP listener, the Streamable HTTP listener ([`http`]), the admin API and, with
+//!   `--stdio`, one session on stdin/stdout —
 //!   until SIGINT/SIGTERM (or, with `--stdio`, until stdin closes), then stops it in order.
 //! - `erlmcp connect tcp://HOST:PORT`: a stdio ↔ TCP bridge to a node ([`connect`]).
 //!
@@ -10,6 +11,7 @@
 mod admin;
 mod config;
 mod connect;
+mod http;
 mod pump;
 mod stdio;
 mod tcp;

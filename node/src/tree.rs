@@ -7,6 +7,7 @@
 //! └── ListenerSup (one_for_one)
 //!     ├── ConnectionSup (dynamic)   engine.connection_sup(): one Connection per client
 //!     ├── Tcp                       NDJSON over TCP            (--tcp)
+//!     ├── Http                      MCP Streamable HTTP, /mcp  (--http)
 //!     ├── Stdio                     one session on stdin/stdout (--stdio)
 //!     └── Admin                     /health /ready /admin/*    (--admin)
 //! ```
@@ -23,6 +24,7 @@ use std::time::Duration;
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
 use erlmcp_runtime::engine::ServerInfo;
+use erlmcp_runtime::registry::Registry;
 use erlmcp_runtime::store::SessionStore;
 use erlmcp_supervisors::{ChildSpec, Strategy, SupervisorRef, SupervisorSpec};
 use ractor::ActorStatus;
@@ -30,7 +32,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::NodeConfig;
 use crate::pump::Drain;
-use crate::{admin, stdio, tcp};
+use crate::{admin, http, stdio, tcp};
+
+/// Fixture packs `--fixtures` can add (opt-in; never served by default).
+pub const FIXTURE_PACKS: &[&str] = &["conformance"];
+
+/// The registration function of a fixture pack.
+pub fn fixture_pack(name: &str) -> Option<fn(&mut Registry)> {
+    match name {
+        "conformance" => Some(erlmcp_runtime::conformance_pack::register),
+        _ => None,
+    }
+}
+
+/// The node's catalog: the fixture packs asked for, in order, then the `core` pack (fixtures
+/// first, so a suite that takes the first listed tool gets one of its own).
+pub fn registry(fixtures: &[String]) -> Registry {
+    let mut r = Registry::new();
+    for name in fixtures {
+        if let Some(register) = fixture_pack(name) {
+            register(&mut r);
+        }
+    }
+    erlmcp_runtime::core_pack::register(&mut r);
+    r
+}
 
 /// One node: its engine and what its listeners report.
 #[derive(Clone)]
@@ -51,7 +77,7 @@ impl Node {
     /// is started.
     pub fn new(cfg: NodeConfig) -> Self {
         let engine = Engine::new(NodeEnv {
-            registry: Arc::new(erlmcp_runtime::core_registry()),
+            registry: Arc::new(registry(&cfg.fixtures)),
             info: ServerInfo::default(),
             node: Arc::from(cfg.name.as_str()),
             store: SessionStore::new(),
@@ -60,6 +86,7 @@ impl Node {
         let status = Arc::new(NodeStatus::new(&cfg.name));
         for (configured, l) in [
             (cfg.tcp.is_some(), Listener::Tcp),
+            (cfg.http.is_some(), Listener::Http),
             (cfg.stdio, Listener::Stdio),
             (cfg.admin.is_some(), Listener::Admin),
         ] {
@@ -89,6 +116,16 @@ impl Node {
                 self.status.clone(),
             ));
         }
+        if let Some(addr) = &self.cfg.http {
+            listeners = listeners.child(http::child_spec(http::HttpArgs {
+                addr: addr.clone(),
+                allowed_hosts: self.cfg.allowed_hosts.clone(),
+                allowed_origins: self.cfg.allowed_origins.clone(),
+                engine: self.engine.clone(),
+                drain: self.drain.clone(),
+                status: self.status.clone(),
+            }));
+        }
         if self.cfg.stdio {
             listeners = listeners.child(stdio::child_spec(
                 self.engine.clone(),
@@ -116,6 +153,8 @@ impl Node {
 pub enum Listener {
     /// NDJSON over TCP.
     Tcp,
+    /// MCP Streamable HTTP.
+    Http,
     /// One session on stdin/stdout.
     Stdio,
     /// The admin HTTP API.
@@ -127,6 +166,7 @@ impl Listener {
     pub fn name(self) -> &'static str {
         match self {
             Listener::Tcp => "tcp",
+            Listener::Http => "http",
             Listener::Stdio => "stdio",
             Listener::Admin => "admin",
         }

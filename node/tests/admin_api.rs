@@ -62,5 +62,8 @@ fn tree_shows_the_node_supervision_tree() {
             .unwrap_or_default()
     };
     assert_eq!(ids(&tree), ["ShardSup", "ListenerSup"]);
-    assert_eq!(ids(&tree["children"][1]), ["ConnectionSup", "Tcp", "Admin"]);
+    assert_eq!(
+        ids(&tree["children"][1]),
+        ["ConnectionSup", "Tcp", "Http", "Admin"]
+    );
 }

@@ -80,7 +80,14 @@ fn node_fails(args: &[&str]) -> String {
 fn busy_tcp_address_fails_the_start_naming_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let err = node_fails(&["--tcp", &addr, "--admin", "127.0.0.1:0"]);
+    let err = node_fails(&[
+        "--tcp",
+        &addr,
+        "--http",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
     assert!(
         err.contains(&format!("cannot listen for TCP on {addr}")),
         "{err}"
@@ -92,7 +99,14 @@ fn busy_tcp_address_fails_the_start_naming_the_address() {
 fn busy_admin_address_fails_the_start_naming_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let err = node_fails(&["--tcp", "127.0.0.1:0", "--admin", &addr]);
+    let err = node_fails(&[
+        "--tcp",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--admin",
+        &addr,
+    ]);
     assert!(
         err.contains(&format!("cannot listen for the admin API on {addr}")),
         "{err}"
@@ -129,6 +143,7 @@ fn flags_override_the_config_file() {
     let mut cmd = Command::new(bin());
     let mut child = cmd
         .args(["node", "--config", cfg.path(), "--tcp", "127.0.0.1:0"])
+        .args(["--http", "127.0.0.1:0"])
         .args(["--admin", "127.0.0.1:0", "--log-format", "text"])
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
@@ -156,6 +171,8 @@ fn json_log_format_writes_json_lines() {
         .args([
             "node",
             "--tcp",
+            "127.0.0.1:0",
+            "--http",
             "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",

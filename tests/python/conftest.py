@@ -216,7 +216,8 @@ class TcpNode:
         self.addr: str | None = None
         self._found = threading.Event()
         self.argv = [
-            ERLMCP_BIN, "node", "--name", TCP_NODE_NAME, "--tcp", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            ERLMCP_BIN, "node", "--name", TCP_NODE_NAME, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+            "--admin", "127.0.0.1:0",
         ]
         env = dict(os.environ, RUST_BACKTRACE="1", NO_COLOR="1")
         self.proc = subprocess.Popen(

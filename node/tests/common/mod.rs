@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod http;
+
 /// Upper bound of every wait (generous: debug builds on a busy 2-core machine).
 pub const WAIT: Duration = Duration::from_secs(30);
 /// Interval of bounded polling loops (a process exit, admin stats).
@@ -103,6 +105,7 @@ pub struct NodeProc {
     /// Stderr lines seen so far.
     pub log: Vec<String>,
     pub tcp: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     _config: Option<TempFile>,
 }
@@ -118,8 +121,8 @@ fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {
 }
 
 impl NodeProc {
-    /// `erlmcp node` on ephemeral TCP and admin ports, with `config` (TOML) and `args`; waits
-    /// until it logs "node up".
+    /// `erlmcp node` on ephemeral TCP, HTTP and admin ports, with `config` (TOML) and `args`;
+    /// waits until it logs "node up".
     pub fn start(config: Option<&str>, args: &[&str]) -> Self {
         let config = config.map(|c| TempFile::new("toml", c));
         let mut cmd = Command::new(bin());
@@ -128,6 +131,8 @@ impl NodeProc {
             "--name",
             "test@127.0.0.1",
             "--tcp",
+            "127.0.0.1:0",
+            "--http",
             "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",
@@ -149,6 +154,7 @@ impl NodeProc {
             stderr,
             log: Vec::new(),
             tcp: None,
+            http: None,
             admin: None,
             _config: config,
         };
@@ -166,6 +172,7 @@ impl NodeProc {
             };
             if line.contains("listening") {
                 self.tcp = self.tcp.or(addr_after(&line, "tcp="));
+                self.http = self.http.or(addr_after(&line, "http="));
                 self.admin = self.admin.or(addr_after(&line, "admin="));
             }
             self.log.push(line.clone());
@@ -177,6 +184,10 @@ impl NodeProc {
 
     pub fn tcp(&self) -> SocketAddr {
         self.tcp.expect("the node logged its tcp address")
+    }
+
+    pub fn http(&self) -> SocketAddr {
+        self.http.expect("the node logged its http address")
     }
 
     pub fn admin(&self) -> SocketAddr {
