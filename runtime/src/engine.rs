@@ -343,13 +343,7 @@ pub fn handle_request(
         method::RESOURCES_READ => match parse_params::<UriParams>(params) {
             Err(e) => (Dispatch::err(e), false),
             Ok(p) if !registry.has_resource(&p.uri) => (
-                Dispatch::err(
-                    ErrorObject::new(
-                        code::RESOURCE_NOT_FOUND,
-                        format!("Resource not found: {}", p.uri),
-                    )
-                    .with_data(json!({"uri": p.uri})),
-                ),
+                Dispatch::err(ErrorObject::resource_not_found(&p.uri)),
                 false,
             ),
             Ok(p) => (
@@ -363,13 +357,7 @@ pub fn handle_request(
         method::RESOURCES_SUBSCRIBE => match parse_params::<UriParams>(params) {
             Err(e) => (Dispatch::err(e), false),
             Ok(p) if !registry.has_resource(&p.uri) => (
-                Dispatch::err(
-                    ErrorObject::new(
-                        code::RESOURCE_NOT_FOUND,
-                        format!("Resource not found: {}", p.uri),
-                    )
-                    .with_data(json!({"uri": p.uri})),
-                ),
+                Dispatch::err(ErrorObject::resource_not_found(&p.uri)),
                 false,
             ),
             Ok(p) => {

@@ -75,6 +75,14 @@ impl ErrorObject {
             format!("Method not found: {method}"),
         )
     }
+    /// MCP -32002 for an unknown resource, with the URI in `data`.
+    pub fn resource_not_found(uri: &str) -> Self {
+        Self::new(
+            code::RESOURCE_NOT_FOUND,
+            format!("Resource not found: {uri}"),
+        )
+        .with_data(serde_json::json!({ "uri": uri }))
+    }
     /// -32603.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(code::INTERNAL_ERROR, message)

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::changes::{Change, ChangeBus};
 use crate::context::Context;
-use crate::jsonrpc::{ErrorObject, code};
+use crate::jsonrpc::ErrorObject;
 
 /// Builders for content blocks (`text`, `image`, `audio`, `resource`, `resource_link`).
 pub mod content {
@@ -542,11 +542,7 @@ impl Registry {
                 return (t.handler)(ctx, uri.to_string(), vars).await;
             }
         }
-        Err(ErrorObject::new(
-            code::RESOURCE_NOT_FOUND,
-            format!("Resource not found: {uri}"),
-        )
-        .with_data(json!({"uri": uri})))
+        Err(ErrorObject::resource_not_found(uri))
     }
 
     /// Runs a completion; unknown references complete to nothing.
