@@ -657,7 +657,7 @@ mod tests {
         assert!(p3.get("nextCursor").is_none());
         assert_eq!(
             r.list_tools(Some("bogus")).unwrap_err().code,
-            code::INVALID_PARAMS
+            crate::jsonrpc::code::INVALID_PARAMS
         );
     }
 }
