@@ -19,8 +19,13 @@
 //! that disconnects does not cancel its request (the events go on being logged for it to
 //! resume), and a tool may close its stream early (`reply::CLOSE_STREAM`, SSE polling).
 //!
-//! Revision 2026-07-28 requests (per-request `_meta`, no session) are told apart by
-//! [`classify`] and handed to [`modern`].
+//! Revision 2026-07-28 (stateless, per-request `_meta`): a POST that [`classify`] calls modern
+//! goes to the node's [`ModernEndpoint`] ([`modern`]), whatever `Mcp-Session-Id` it carries, and
+//! is answered as one JSON body or as an SSE stream of its notifications then its response
+//! (one `data:` line per message; no event ids, no priming, no resumption). Closing that stream
+//! cancels the request. `subscriptions/listen` streams stay open until the client leaves or the
+//! node stops (they then end with their graceful response). `GET` and `DELETE` without
+//! `Mcp-Session-Id` get 405: this revision has neither a GET stream nor sessions.
 //!
 //! Layers, outermost first: `Host`/`Origin` allow-list (403), `Accept`/`Content-Type` (406/415),
 //! body size (413). Accepted sockets get `TCP_NODELAY` (without it, SSE events written in small
@@ -52,11 +57,12 @@ use erlmcp_runtime::http::{
     response_mode,
 };
 use erlmcp_runtime::jsonrpc::{self, ErrorObject, Id, Message, Request, code};
-use erlmcp_runtime::protocol::{SUPPORTED_PROTOCOL_VERSIONS, method};
+use erlmcp_runtime::modern::{self, ModernEndpoint, ModernOptions};
+use erlmcp_runtime::protocol::method;
 use erlmcp_runtime::reply::{ClientSink, Responder, is_close_stream, send_lossy};
 use erlmcp_supervisors::{ChildSpec, Shutdown};
+use futures::{Stream, StreamExt};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus};
-use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -90,11 +96,13 @@ pub struct HttpArgs {
     pub status: Arc<NodeStatus>,
 }
 
-/// The listener as a child of `ListenerSup`. Its sessions table outlives listener restarts.
+/// The listener as a child of `ListenerSup`. Its sessions table and its 2026-07-28 endpoint
+/// outlive listener restarts.
 pub fn child_spec(args: HttpArgs) -> ChildSpec {
     let sessions = Arc::new(Sessions::default());
+    let modern = modern_endpoint(&args.engine);
     ChildSpec::worker("Http", move |sup: ActorCell| {
-        let args = (args.clone(), sessions.clone());
+        let args = (args.clone(), sessions.clone(), modern.clone());
         async move {
             let (r, _) = Actor::spawn_linked(None, HttpListenerActor, args, sup).await?;
             Ok(r.get_cell())
@@ -115,15 +123,34 @@ pub struct HttpListenerState {
     status: Arc<NodeStatus>,
 }
 
+/// The node's revision 2026-07-28 endpoint: its registry (fixture packs included) and identity.
+///
+/// `requestState` is sealed with this process's random key ([`ModernOptions`]' default): a
+/// retry must reach the process that issued the state, and states do not survive a restart.
+/// A cluster that balances retries across nodes needs a shared key
+/// (`mrtr::StateKey::from_secret`) from configuration.
+pub fn modern_endpoint(engine: &Engine) -> ModernEndpoint {
+    let env = &engine.env;
+    ModernEndpoint::with_options(
+        env.registry.clone(),
+        env.info.clone(),
+        ModernOptions {
+            node: env.node.clone(),
+            notification_queue: env.config.outbound_queue.max(1),
+            ..ModernOptions::default()
+        },
+    )
+}
+
 impl Actor for HttpListenerActor {
     type Msg = ListenerMsg;
     type State = HttpListenerState;
-    type Arguments = (HttpArgs, Arc<Sessions>);
+    type Arguments = (HttpArgs, Arc<Sessions>, ModernEndpoint);
 
     async fn pre_start(
         &self,
         _: ActorRef<ListenerMsg>,
-        (a, sessions): (HttpArgs, Arc<Sessions>),
+        (a, sessions, modern): (HttpArgs, Arc<Sessions>, ModernEndpoint),
     ) -> Result<HttpListenerState, ActorProcessingErr> {
         let cannot =
             |e: &dyn std::fmt::Display| format!("cannot listen for HTTP on {}: {e}", a.addr);
@@ -138,14 +165,16 @@ impl Actor for HttpListenerActor {
         if !allow.checks_host() {
             tracing::warn!(http = %local, "the HTTP listener accepts any Host header: set allowed_hosts for DNS-rebinding protection");
         }
+        let stop = CancellationToken::new();
         let http = Arc::new(Http {
             engine: a.engine.clone(),
             sessions: sessions.clone(),
+            modern,
             allow,
             limit: a.engine.env.config.max_message_bytes,
             drain: a.drain.clone(),
+            stop: stop.clone(),
         });
-        let stop = CancellationToken::new();
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
@@ -242,9 +271,13 @@ impl Sessions {
 struct Http {
     engine: Engine,
     sessions: Arc<Sessions>,
+    /// Revision 2026-07-28 requests.
+    modern: ModernEndpoint,
     allow: AllowList,
     limit: usize,
     drain: Drain,
+    /// Cancelled when this listener stops (listen streams end).
+    stop: CancellationToken,
 }
 
 /// What the HTTP transport keeps per MCP session: its streams and event log.
@@ -547,7 +580,7 @@ async fn post_mcp(
         _ => None,
     };
     if classify(version, params) == h::Era::Modern {
-        return modern(&http, &Method::POST, &headers, body).await;
+        return modern(&http, &headers, &body).await;
     }
     let msg = match decoded {
         Ok(m) => m,
@@ -605,13 +638,12 @@ async fn post_mcp(
 }
 
 async fn get_mcp(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response {
-    let version = header(&headers, h::VERSION_HEADER);
-    if classify(version, None) == h::Era::Modern {
-        return modern(&http, &Method::GET, &headers, Bytes::new()).await;
-    }
     let Some(sid) = header(&headers, h::SESSION_HEADER) else {
-        return error_response(h::missing_session("GET"));
+        return no_session_method(&Method::GET);
     };
+    if let Err(e) = h::check_legacy_version(header(&headers, h::VERSION_HEADER)) {
+        return error_response(e);
+    }
     let session = match http.session(sid) {
         Ok(s) => s,
         Err(e) => return error_response(e),
@@ -623,13 +655,12 @@ async fn get_mcp(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response 
 }
 
 async fn delete_mcp(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response {
-    let version = header(&headers, h::VERSION_HEADER);
-    if classify(version, None) == h::Era::Modern {
-        return modern(&http, &Method::DELETE, &headers, Bytes::new()).await;
-    }
     let Some(sid) = header(&headers, h::SESSION_HEADER) else {
-        return error_response(h::missing_session("DELETE"));
+        return no_session_method(&Method::DELETE);
     };
+    if let Err(e) = h::check_legacy_version(header(&headers, h::VERSION_HEADER)) {
+        return error_response(e);
+    }
     let session = match http.session(sid) {
         Ok(s) => s,
         Err(e) => return error_response(e),
@@ -654,38 +685,194 @@ async fn delete_mcp(State(http): State<Arc<Http>>, headers: HeaderMap) -> Respon
     }
 }
 
-/// Revision 2026-07-28 requests (stateless, per-request `_meta`, `server/discover`): every
-/// request [`classify`] calls modern comes here. Not served yet: a 400 naming the revision, so
-/// clients that try 2026-07-28 first (e.g. the Python SDK's `auto` mode) fall back to
-/// `initialize` at once.
-async fn modern(_http: &Http, method: &Method, headers: &HeaderMap, body: Bytes) -> Response {
-    let decoded = std::str::from_utf8(&body).ok().map(jsonrpc::decode);
-    let id = match &decoded {
-        Some(Ok(Message::Request(r))) => Some(r.id.clone()),
-        _ => None,
+/// 405 for a GET or DELETE without `Mcp-Session-Id`: revision 2026-07-28 has no GET stream
+/// and no sessions, and on 2025-11-25 both need the session `initialize` returned.
+fn no_session_method(m: &Method) -> Response {
+    let what = if *m == Method::GET {
+        "GET opens the standalone stream of a 2025-11-25 session (revision 2026-07-28 has none: use subscriptions/listen)"
+    } else {
+        "DELETE ends a 2025-11-25 session (revision 2026-07-28 has none)"
     };
-    let requested = header(headers, h::VERSION_HEADER)
-        .map(|v| v.trim().to_string())
-        .unwrap_or_else(|| "2026-07-28".to_string());
-    let e = ErrorObject::new(
-        UNSUPPORTED_PROTOCOL_VERSION,
-        format!(
-            "Unsupported protocol revision {requested:?} ({method}): this endpoint serves the \
-             session-based revisions {}; send initialize without MCP-Protocol-Version or _meta \
-             io.modelcontextprotocol/* fields",
-            SUPPORTED_PROTOCOL_VERSIONS.join(", ")
-        ),
-    )
-    .with_data(json!({"supported": SUPPORTED_PROTOCOL_VERSIONS, "requested": requested}));
-    error_response(HttpError {
-        status: 400,
-        id,
-        error: e,
-    })
+    let e = HttpError::new(
+        405,
+        code::INVALID_REQUEST,
+        format!("Method Not Allowed without Mcp-Session-Id: {what}"),
+    );
+    let mut r = error_response(e);
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("POST"));
+    r
 }
 
-/// JSON-RPC code of revision 2026-07-28's `UnsupportedProtocolVersionError`.
-const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// A revision 2026-07-28 POST (every POST [`classify`] calls modern, after the Host/Origin,
+/// media and size layers): validated and answered by the node's [`ModernEndpoint`]. Any
+/// `Mcp-Session-Id` is ignored, and none is issued.
+async fn modern(http: &Http, headers: &HeaderMap, body: &[u8]) -> Response {
+    let mcp =
+        modern::RequestHeaders::from_pairs(headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+    // Dropped before `handle` answers: the client closed the connection while the request ran
+    // (hyper drops this future, and with it the request).
+    let mut pending = Unanswered(true);
+    let reply = http.modern.handle(&mcp, body).await;
+    pending.0 = false;
+    match reply {
+        modern::Reply::Json {
+            status,
+            body: Some(b),
+        } => json_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            b,
+            None,
+        ),
+        modern::Reply::Json { status, body: None } => StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::ACCEPTED)
+            .into_response(),
+        modern::Reply::Sse(stream) => modern_sse(ModernSse::new(stream, None, Kind::Request)),
+        modern::Reply::Listen(listen) => {
+            let until = ListenEnd {
+                closing: listen.closing_response(),
+                drain: http.drain.token.clone(),
+                stop: http.stop.clone(),
+            };
+            modern_sse(ModernSse::new(
+                listen.into_stream(),
+                Some(until),
+                Kind::Listen,
+            ))
+        }
+    }
+}
+
+/// Logs a request abandoned before its answer began (see [`modern`]).
+struct Unanswered(bool);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if self.0 {
+            tracing::debug!(
+                "modern request cancelled: the client closed the connection before the response began"
+            );
+        }
+    }
+}
+
+/// What ends a listen stream from the server's side: the node draining or the listener
+/// stopping; the stream then ends with the subscription's graceful response.
+struct ListenEnd {
+    closing: String,
+    drain: CancellationToken,
+    stop: CancellationToken,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Request,
+    Listen,
+}
+
+/// One modern SSE response body: each message as one event with a single `data:` line (the
+/// suite's stateless reader is line-based), keep-alive comments on quiet streams. Dropping it
+/// (the client went away) drops the request's [`modern::ResponseStream`], which cancels it.
+struct ModernSse<S> {
+    messages: std::pin::Pin<Box<S>>,
+    keepalive: tokio::time::Interval,
+    until: Option<ListenEnd>,
+    /// The stream ended from the server's side (its response was written).
+    finished: bool,
+    kind: Kind,
+}
+
+impl<S: Stream<Item = String> + Send + 'static> ModernSse<S> {
+    fn new(messages: S, until: Option<ListenEnd>, kind: Kind) -> Self {
+        let mut keepalive =
+            tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            messages: Box::pin(messages),
+            keepalive,
+            until,
+            finished: false,
+            kind,
+        }
+    }
+
+    /// The next frame of the body; `None` at its end.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        let ended = async {
+            match &self.until {
+                Some(u) => tokio::select! {
+                    _ = u.drain.cancelled() => {}
+                    _ = u.stop.cancelled() => {}
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            m = self.messages.next() => match m {
+                Some(m) => {
+                    self.keepalive.reset();
+                    Some(sse_data(&m))
+                }
+                None => {
+                    self.finished = true;
+                    None
+                }
+            },
+            () = ended => {
+                self.finished = true;
+                self.until.take().map(|u| sse_data(&u.closing))
+            }
+            _ = self.keepalive.tick() => Some(Bytes::from_static(h::SSE_KEEPALIVE.as_bytes())),
+        }
+    }
+}
+
+impl<S> Drop for ModernSse<S> {
+    fn drop(&mut self) {
+        if !self.finished {
+            match self.kind {
+                Kind::Request => tracing::debug!(
+                    "modern request cancelled: the client closed its response stream"
+                ),
+                Kind::Listen => tracing::debug!("subscriptions/listen stream closed by the client"),
+            }
+        }
+    }
+}
+
+/// One SSE event carrying one JSON message on a single `data:` line (JSON-RPC messages are
+/// encoded compactly: they contain no line breaks).
+fn sse_data(json: &str) -> Bytes {
+    debug_assert!(!json.contains('\n'), "one line per message");
+    let mut b = String::with_capacity(json.len() + 8);
+    b.push_str("data: ");
+    b.push_str(json);
+    b.push_str("\n\n");
+    Bytes::from(b)
+}
+
+fn modern_sse<S: Stream<Item = String> + Send + 'static>(body: ModernSse<S>) -> Response {
+    let frames = futures::stream::unfold(body, |mut b| async move {
+        b.next_frame().await.map(|f| (Ok::<_, Infallible>(f), b))
+    });
+    (
+        StatusCode::OK,
+        [
+            (CONTENT_TYPE, h::EVENT_STREAM),
+            (CACHE_CONTROL, "no-cache"),
+            (
+                axum::http::HeaderName::from_static("x-accel-buffering"),
+                "no",
+            ),
+        ],
+        Body::from_stream(frames),
+    )
+        .into_response()
+}
 
 impl Http {
     /// The session named by a request: 404 unless the engine still has it.

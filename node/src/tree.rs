@@ -40,9 +40,16 @@ pub const FIXTURE_PACKS: &[&str] = &["conformance"];
 /// The registration function of a fixture pack.
 pub fn fixture_pack(name: &str) -> Option<fn(&mut Registry)> {
     match name {
-        "conformance" => Some(erlmcp_runtime::conformance_pack::register),
+        "conformance" => Some(register_conformance),
         _ => None,
     }
+}
+
+/// The `conformance` pack: the 2025-11-25 fixtures, then the 2026-07-28 ones (in that order, so
+/// `test_simple_text` stays `tools[0]` and `test_custom_header` is not first).
+fn register_conformance(r: &mut Registry) {
+    erlmcp_runtime::conformance_pack::register(r);
+    erlmcp_runtime::conformance_modern::register(r);
 }
 
 /// The node's catalog: the fixture packs asked for, in order, then the `core` pack (fixtures
@@ -243,3 +250,50 @@ impl NodeStatus {
 /// `post_stop`.
 pub enum ListenerMsg {}
 impl ractor::Message for ListenerMsg {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool_names(r: &Registry) -> Vec<String> {
+        let list = r.list_tools(None).expect("tools/list");
+        assert!(list.get("nextCursor").is_none(), "one page: {list}");
+        list["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn the_conformance_pack_serves_both_revisions_with_test_simple_text_first() {
+        let names = tool_names(&registry(&["conformance".to_string()]));
+        assert_eq!(names[0], "test_simple_text");
+        let pos = |n: &str| names.iter().position(|x| x == n);
+        for n in [
+            "test_reconnection",
+            "test_missing_capability",
+            "test_input_required_result_elicitation",
+            "test_trigger_tool_change",
+            "test_custom_header",
+            "echo",
+        ] {
+            assert!(pos(n).is_some(), "{n} in {names:?}");
+        }
+        assert!(pos("test_custom_header") > Some(0));
+        assert!(
+            pos("json_schema_2020_12_tool") < pos("echo"),
+            "fixtures before core"
+        );
+        let r = registry(&["conformance".to_string()]);
+        assert!(r.find_prompt("test_input_required_result_prompt").is_some());
+    }
+
+    #[test]
+    fn without_fixtures_only_the_core_pack_is_served() {
+        let names = tool_names(&registry(&[]));
+        assert_eq!(names[0], "echo");
+        assert!(!names.iter().any(|n| n.starts_with("test_")), "{names:?}");
+    }
+}

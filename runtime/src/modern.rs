@@ -70,7 +70,9 @@
 //! # Handlers
 //!
 //! Tool, resource and prompt handlers run unchanged. Their [`Context`](crate::context::Context)
-//! has no session: `session_id` is empty, kv reads find nothing and kv writes fail; progress
+//! has no session: `session_id` is empty and every kv operation fails with
+//! [`dispatch::no_session`] (a tool that lets it through answers an `isError` result saying that
+//! session state needs a session: revision 2025-11-25 over HTTP, or TCP/stdio); progress
 //! goes out only when the request carried a `progressToken`, logs only at or above the request's
 //! `_meta["io.modelcontextprotocol/logLevel"]`; list-changed and resource-updated notifications
 //! go to the change bus. `ctx.sample(..)`, `ctx.elicit(..)`, `ctx.list_roots()` (and their `_as`

@@ -1,31 +1,41 @@
 #!/usr/bin/env bash
-# Runs the official MCP conformance suite (npm @modelcontextprotocol/conformance) against an
-# erlmcp node it starts with `--http 127.0.0.1:0 --fixtures conformance`.
+# Runs the official MCP conformance suite (npm @modelcontextprotocol/conformance) against erlmcp
+# nodes it starts with `--http 127.0.0.1:0 --fixtures conformance` (a fresh node per run).
 #
-#   tests/conformance/run.sh [conformance server args...]
-#       default args: --suite all
-#       e.g. tests/conformance/run.sh --scenario server-sse-polling
+#   tests/conformance/run.sh
+#       the three runs CI makes (docs/conformance-notes.md §1.2), each `--suite all`:
+#         0.1.16                                     (revision 2025-11-25, stateful wire)
+#         0.2.0-alpha.12  --spec-version 2025-11-25  (stateful wire)
+#         0.2.0-alpha.12  --spec-version 2026-07-28  (stateless wire)
+#   CONFORMANCE_VERSION=0.2.0-alpha.12 CONFORMANCE_SPEC_VERSION=2026-07-28 tests/conformance/run.sh
+#       one run of that version (and spec version, if set), `--suite all`
+#   tests/conformance/run.sh --scenario server-sse-polling
+#       one run with these suite arguments (version from CONFORMANCE_VERSION, default 0.1.16;
+#       `--spec-version` added from CONFORMANCE_SPEC_VERSION when set)
 #
 # Environment:
-#   CONFORMANCE_VERSION  suite version (default 0.1.16)
-#   CONFORMANCE_SDK      @modelcontextprotocol/sdk version pinned under the suite (default 1.32.2;
-#                        the suite's own range floats, so a new SDK release could change the harness)
-#   ERLMCP_BIN           use this binary instead of building one with `cargo build -p erlmcp-node`
+#   CONFORMANCE_VERSION       suite version of a single run (default 0.1.16)
+#   CONFORMANCE_SPEC_VERSION  `--spec-version` of a single run (default: none; always set it for
+#                             an alpha, or its `--suite all` includes the extension scenarios)
+#   CONFORMANCE_SDK           @modelcontextprotocol/sdk version pinned under every suite (default
+#                             1.32.2; the suites' own ranges float, so a new SDK release could
+#                             change the harness); the run fails if npm installed another one
+#   ERLMCP_BIN                use this binary instead of building one with `cargo build -p erlmcp-node`
 #
-# Installs Node 22 from the npm registry (the suite needs Node >= 22) and the suite under
-# target/conformance/ (reused by later runs), writes the node's log and the suite's per-check
-# results (-o) there, prints the suite's `Total: N passed, N failed` line last, and exits with
-# the suite's status (non-zero on any failure).
+# Installs Node 22 from the npm registry (the suite needs Node >= 22) and each suite under
+# target/conformance/ (reused by later runs), writes each node's log and the suite's per-check
+# results (-o) there, prints each run's `Total: N passed, N failed` line, then one line per run
+# and a combined `conformance: N passed, N failed` last. Exits non-zero if any run failed.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 cd "$ROOT"
 
-VERSION="${CONFORMANCE_VERSION:-0.1.16}"
 SDK="${CONFORMANCE_SDK:-1.32.2}"
 WORK="$ROOT/target/conformance"
 NODE_DIR="$WORK/node22"
-SUITE_DIR="$WORK/v$VERSION"
+# A run that takes longer than this is stuck (the whole of run 3 takes well under a minute).
+RUN_TIMEOUT_S=900
 mkdir -p "$WORK"
 
 if ! command -v npm >/dev/null 2>&1; then
@@ -47,25 +57,6 @@ if ! "$NODE_BIN/node" --version 2>/dev/null | grep -q '^v22\.'; then
 fi
 export PATH="$NODE_BIN:$PATH"
 
-# The suite, with its SDK pinned through `overrides`; reinstalled only when the pins change.
-mkdir -p "$SUITE_DIR"
-MANIFEST="$(cat <<EOF
-{
-  "name": "erlmcp-conformance-$VERSION",
-  "private": true,
-  "dependencies": { "@modelcontextprotocol/conformance": "$VERSION" },
-  "overrides": { "@modelcontextprotocol/sdk": "$SDK" }
-}
-EOF
-)"
-SUITE_JS="$SUITE_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
-if [ ! -f "$SUITE_JS" ] || [ "$(cat "$SUITE_DIR/package.json" 2>/dev/null)" != "$MANIFEST" ]; then
-  echo "== npm install @modelcontextprotocol/conformance@$VERSION (sdk $SDK, into $SUITE_DIR)"
-  printf '%s\n' "$MANIFEST" > "$SUITE_DIR/package.json"
-  (cd "$SUITE_DIR" && npm install --no-audit --no-fund --loglevel=error)
-fi
-sdk_got="$(node -p "require('$SUITE_DIR/node_modules/@modelcontextprotocol/sdk/package.json').version")"
-
 if [ -z "${ERLMCP_BIN:-}" ]; then
   echo "== cargo build -p erlmcp-node"
   cargo build -q -p erlmcp-node
@@ -76,49 +67,144 @@ if [ ! -x "$ERLMCP_BIN" ]; then
   exit 2
 fi
 
-# The node, on ephemeral ports; its log tells the HTTP address.
-LOG="$WORK/node-$VERSION.log"
-"$ERLMCP_BIN" node --name conformance@127.0.0.1 --tcp 127.0.0.1:0 --admin 127.0.0.1:0 \
-  --http 127.0.0.1:0 --fixtures conformance >"$LOG" 2>&1 &
-NODE_PID=$!
+# Installs suite $1 with the SDK pinned through `overrides` (reinstalled only when the pins
+# change); prints the path of its entry point.
+install_suite() {
+  local version="$1" dir="$WORK/v$1" manifest js got
+  mkdir -p "$dir"
+  manifest="$(cat <<EOF
+{
+  "name": "erlmcp-conformance-$version",
+  "private": true,
+  "dependencies": { "@modelcontextprotocol/conformance": "$version" },
+  "overrides": { "@modelcontextprotocol/sdk": "$SDK" }
+}
+EOF
+)"
+  js="$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  if [ ! -f "$js" ] || [ "$(cat "$dir/package.json" 2>/dev/null)" != "$manifest" ]; then
+    echo "== npm install @modelcontextprotocol/conformance@$version (sdk $SDK, into $dir)" >&2
+    printf '%s\n' "$manifest" > "$dir/package.json"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >&2)
+  fi
+  got="$(node -p "require('$dir/node_modules/@modelcontextprotocol/sdk/package.json').version")"
+  if [ "$got" != "$SDK" ]; then
+    echo "error: suite $version resolved @modelcontextprotocol/sdk $got, not the pinned $SDK" >&2
+    return 2
+  fi
+  printf '%s\n' "$js"
+}
+
+NODE_PID=""
 stop_node() {
-  if kill -0 "$NODE_PID" 2>/dev/null; then
+  if [ -n "$NODE_PID" ] && kill -0 "$NODE_PID" 2>/dev/null; then
     kill -TERM "$NODE_PID" 2>/dev/null || true
     wait "$NODE_PID" 2>/dev/null || true
   fi
+  NODE_PID=""
 }
 trap stop_node EXIT
 
-ADDR=""
-for _ in $(seq 1 300); do # up to 30 s
-  ADDR="$(sed -n 's/.*listening http=\([0-9.:]*\).*/\1/p' "$LOG" | head -n1)"
-  if [ -n "$ADDR" ] && grep -q "node up" "$LOG"; then
-    break
-  fi
-  if ! kill -0 "$NODE_PID" 2>/dev/null; then
-    echo "error: the node exited during start-up:" >&2
-    cat "$LOG" >&2
-    exit 2
-  fi
-  sleep 0.1
-done
-if [ -z "$ADDR" ]; then
+# Starts a node logging to $1; prints its HTTP address.
+start_node() {
+  local log="$1" addr=""
+  "$ERLMCP_BIN" node --name conformance@127.0.0.1 --tcp 127.0.0.1:0 --admin 127.0.0.1:0 \
+    --http 127.0.0.1:0 --fixtures conformance >"$log" 2>&1 &
+  NODE_PID=$!
+  for _ in $(seq 1 300); do # up to 30 s
+    addr="$(sed -n 's/.*listening http=\([0-9.:]*\).*/\1/p' "$log" | head -n1)"
+    if [ -n "$addr" ] && grep -q "node up" "$log"; then
+      printf '%s\n' "$addr"
+      return 0
+    fi
+    if ! kill -0 "$NODE_PID" 2>/dev/null; then
+      echo "error: the node exited during start-up:" >&2
+      cat "$log" >&2
+      return 2
+    fi
+    sleep 0.1
+  done
   echo "error: the node did not report its HTTP address within 30 s:" >&2
-  cat "$LOG" >&2
-  exit 2
+  cat "$log" >&2
+  return 2
+}
+
+SUMMARY=()
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+STATUS=0
+
+# One run: suite version $1, spec version $2 (may be empty), then the suite's arguments.
+run_one() {
+  local version="$1" spec="$2" js addr tag out log suite_log status total p f
+  shift 2
+  local args=("$@")
+  if [ "${#args[@]}" -eq 0 ]; then
+    args=(--suite all)
+  fi
+  if [ -n "$spec" ]; then
+    args+=(--spec-version "$spec")
+  fi
+  tag="$version${spec:+-$spec}"
+  js="$(install_suite "$version")" || { STATUS=2; SUMMARY+=("$tag: not run (install failed)"); return 0; }
+  log="$WORK/node-$tag.log"
+  addr="$(start_node "$log")" || { STATUS=2; SUMMARY+=("$tag: not run (node failed to start)"); return 0; }
+  out="$WORK/results-$tag"
+  suite_log="$WORK/suite-$tag.log"
+  rm -rf "$out"
+  echo "== conformance $version${spec:+ (spec $spec)} (sdk $SDK, $(node --version)) against http://$addr/mcp: ${args[*]}"
+  set +e
+  timeout "$RUN_TIMEOUT_S" node "$js" server --url "http://$addr/mcp" -o "$out" "${args[@]}" 2>&1 \
+    | tee "$suite_log"
+  status="${PIPESTATUS[0]}"
+  set -e
+  stop_node
+  echo "(node log: $log; per-check results: $out)"
+  # The suite's summary line (`Total: P passed, F failed`; a single scenario prints
+  # `Passed: p/d, f failed, w warnings` instead).
+  total="$(grep -E '^Total: [0-9]+ passed, [0-9]+ failed' "$suite_log" | tail -n1 || true)"
+  if [ -n "$total" ]; then
+    echo "$total"
+    p="$(sed -E 's/^Total: ([0-9]+) passed.*/\1/' <<<"$total")"
+    f="$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$total")"
+    TOTAL_PASSED=$((TOTAL_PASSED + p))
+    TOTAL_FAILED=$((TOTAL_FAILED + f))
+  else
+    total="$(grep -E '^Passed: [0-9]+/[0-9]+, [0-9]+ failed' "$suite_log" | tail -n1 || true)"
+    if [ -n "$total" ]; then
+      p="$(sed -E 's#^Passed: ([0-9]+)/.*#\1#' <<<"$total")"
+      f="$(sed -E 's#^Passed: [0-9]+/[0-9]+, ([0-9]+) failed.*#\1#' <<<"$total")"
+      TOTAL_PASSED=$((TOTAL_PASSED + p))
+      TOTAL_FAILED=$((TOTAL_FAILED + f))
+    else
+      total="no summary (exit $status)"
+    fi
+  fi
+  if [ "$status" -ne 0 ]; then
+    STATUS=1
+    if [ "$status" -eq 124 ]; then
+      total="$total; timed out after ${RUN_TIMEOUT_S}s"
+    fi
+    # A run that failed without counting a failed check still counts as one failure.
+    if [ "${f:-0}" -eq 0 ]; then
+      TOTAL_FAILED=$((TOTAL_FAILED + 1))
+    fi
+  fi
+  SUMMARY+=("$tag: $total (exit $status)")
+}
+
+if [ "$#" -gt 0 ] || [ -n "${CONFORMANCE_VERSION:-}" ] || [ -n "${CONFORMANCE_SPEC_VERSION:-}" ]; then
+  run_one "${CONFORMANCE_VERSION:-0.1.16}" "${CONFORMANCE_SPEC_VERSION:-}" "$@"
+else
+  run_one 0.1.16 ""
+  run_one 0.2.0-alpha.12 2025-11-25
+  run_one 0.2.0-alpha.12 2026-07-28
 fi
 
-if [ "$#" -eq 0 ]; then
-  set -- --suite all
-fi
-OUT="$WORK/results-$VERSION"
-rm -rf "$OUT"
-echo "== conformance $VERSION (sdk $sdk_got, $(node --version)) against http://$ADDR/mcp: $*"
-set +e
-node "$SUITE_JS" server --url "http://$ADDR/mcp" -o "$OUT" "$@" 2>&1 | tee "$WORK/suite-$VERSION.log"
-status="${PIPESTATUS[0]}"
-set -e
-echo "(node log: $LOG; per-check results: $OUT)"
-# The suite's summary line, last, for whoever reads only the end.
-grep -E '^(Total: )?[0-9]+ passed, [0-9]+ failed' "$WORK/suite-$VERSION.log" | tail -n1 || true
-exit "$status"
+echo "== conformance summary"
+for line in "${SUMMARY[@]}"; do
+  echo "  $line"
+done
+# One combined line, last, for whoever reads only the end.
+echo "conformance: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+exit "$STATUS"

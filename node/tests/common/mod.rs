@@ -124,6 +124,11 @@ impl NodeProc {
     /// `erlmcp node` on ephemeral TCP, HTTP and admin ports, with `config` (TOML) and `args`;
     /// waits until it logs "node up".
     pub fn start(config: Option<&str>, args: &[&str]) -> Self {
+        Self::start_logging(config, args, "info")
+    }
+
+    /// [`NodeProc::start`] with this `RUST_LOG` filter (e.g. `info,erlmcp::http=debug`).
+    pub fn start_logging(config: Option<&str>, args: &[&str], rust_log: &str) -> Self {
         let config = config.map(|c| TempFile::new("toml", c));
         let mut cmd = Command::new(bin());
         cmd.args([
@@ -142,7 +147,7 @@ impl NodeProc {
         }
         let mut child = cmd
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -130,18 +130,27 @@ impl Call {
             .with_client_capabilities(self.meta.client_capabilities.clone());
             let registry = env.registry.clone();
             let work = self.work;
+            let is_tool = matches!(work, Work::CallTool { .. });
+            let complete = |r: Result<Value, ErrorObject>| match r {
+                Ok(v) => Final::result(&self.id, &decorate(v, self.cache.as_ref(), &env.info)),
+                // A tool that needs session state: a result the model can read, not a
+                // protocol failure.
+                Err(e) if is_tool && is_no_session(&e) => Final::result(
+                    &self.id,
+                    &decorate(
+                        json!({"content": [{"type": "text", "text": e.message}], "isError": true}),
+                        None,
+                        &env.info,
+                    ),
+                ),
+                Err(e) => Final::error(&self.id, e),
+            };
             let Some((round, binding)) = self.round else {
-                return match work.run(&registry, ctx).await {
-                    Ok(v) => Final::result(&self.id, &decorate(v, self.cache.as_ref(), &env.info)),
-                    Err(e) => Final::error(&self.id, e),
-                };
+                return complete(work.run(&registry, ctx).await);
             };
             ctx = ctx.with_input_round(round.clone());
             match mrtr::drive(&round, work.run(&registry, ctx)).await {
-                Ran::Complete(Ok(v)) => {
-                    Final::result(&self.id, &decorate(v, self.cache.as_ref(), &env.info))
-                }
-                Ran::Complete(Err(e)) => Final::error(&self.id, e),
+                Ran::Complete(r) => complete(r),
                 Ran::InputRequired => {
                     let ir = round.input_required();
                     let state = mrtr::seal(
@@ -445,20 +454,39 @@ struct StatelessPeer {
     bus: ChangeBus,
 }
 
-const NO_SESSION: &str = "session state is not available on a stateless (2026-07-28) request: there is no session; keep state in requestState or an explicit identifier";
+/// What a handler is told when it reads or writes session state on a stateless request.
+pub const NO_SESSION: &str = "Session state needs a session, and a revision 2026-07-28 request has none: use revision 2025-11-25 over HTTP (initialize, then send the Mcp-Session-Id it returns), or connect over TCP or stdio";
+
+/// `data.reason` of the [`no_session`] error (how [`Call::run`] recognises it).
+const NO_SESSION_REASON: &str = "session-required";
+
+/// The error every session-state operation fails with on this path. A tool that lets it
+/// through (`?`) answers an `isError` result with this message; other handlers answer it as a
+/// JSON-RPC error (-32603).
+pub fn no_session() -> ErrorObject {
+    ErrorObject::internal(NO_SESSION).with_data(json!({ "reason": NO_SESSION_REASON }))
+}
+
+fn is_no_session(e: &ErrorObject) -> bool {
+    e.data
+        .as_ref()
+        .and_then(|d| d.get("reason"))
+        .and_then(Value::as_str)
+        == Some(NO_SESSION_REASON)
+}
 
 impl SessionPeer for StatelessPeer {
     fn kv_get(&self, _key: String) -> BoxFuture<'static, Result<Option<Value>, ErrorObject>> {
-        Box::pin(async { Ok(None) })
+        Box::pin(async { Err(no_session()) })
     }
     fn kv_set(&self, _key: String, _value: Value) -> BoxFuture<'static, Result<(), ErrorObject>> {
-        Box::pin(async { Err(ErrorObject::internal(NO_SESSION)) })
+        Box::pin(async { Err(no_session()) })
     }
     fn kv_delete(&self, _key: String) -> BoxFuture<'static, Result<bool, ErrorObject>> {
-        Box::pin(async { Ok(false) })
+        Box::pin(async { Err(no_session()) })
     }
     fn kv_list(&self) -> BoxFuture<'static, Result<Vec<(String, Value)>, ErrorObject>> {
-        Box::pin(async { Ok(Vec::new()) })
+        Box::pin(async { Err(no_session()) })
     }
     fn log(&self, level: LogLevel, logger: Option<String>, data: Value) {
         if self.log_level.is_some_and(|min| level >= min) {

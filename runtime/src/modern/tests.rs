@@ -202,15 +202,22 @@ fn registry() -> Registry {
         Ok(CallToolResult::text("announced"))
     }))
     .tool(Tool::new("kv", "Uses session state.", json!({"type": "object"}), |ctx, _| async move {
-        let before = ctx.kv_get("k").await?;
-        let listed = ctx.kv_list().await?.len();
-        let deleted = ctx.kv_delete("k").await?;
-        let node = ctx.node.to_string();
-        let session = ctx.session_id.to_string();
-        match ctx.kv_set("k", json!(1)).await {
-            Ok(()) => Ok(CallToolResult::text("stored")),
-            Err(e) => Err(ToolError::Failed(format!("{before:?} {listed} {deleted} {node} [{session}] {}", e.message))),
+        // Every session-state operation fails the same way.
+        let failures = [
+            ctx.kv_get("k").await.err(),
+            ctx.kv_list().await.err(),
+            ctx.kv_delete("k").await.err(),
+            ctx.kv_set("k", json!(1)).await.err(),
+        ];
+        if !ctx.session_id.is_empty() || failures.iter().any(|e| e.as_ref().is_none_or(|e| e.message != super::dispatch::NO_SESSION)) {
+            return Ok(CallToolResult::text(format!("unexpected: {failures:?}")));
         }
+        ctx.kv_get("k").await?;
+        Ok(CallToolResult::text("unreachable"))
+    }))
+    .resource(Resource::new("test://kv-state", "kv-state", Some("application/json"), |ctx, uri| async move {
+        let kv = ctx.kv_list().await?;
+        Ok(vec![json!({"uri": uri, "text": kv.len().to_string()})])
     }))
     .tool(Tool::new("fails", "A tool error.", json!({"type": "object"}), |_, _| async {
         Err(ToolError::Failed("it broke".into()))
@@ -414,6 +421,38 @@ async fn an_unsupported_version_is_32022_with_supported_and_requested() {
         (status, code_of(&e), e["data"]["requested"].clone()),
         (400, -32022, json!("2025-11-25"))
     );
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("2026-07-28") && message.contains("initialize"),
+        "names both ways in: {message}"
+    );
+}
+
+#[tokio::test]
+async fn an_unsupported_header_version_without_one_in_the_body_is_32022() {
+    let ep = endpoint();
+    // No _meta at all (e.g. a session request with a bad MCP-Protocol-Version).
+    let mut post =
+        Post::new(7, "tools/list", json!({})).header("MCP-Protocol-Version", "2099-01-01");
+    post.body["params"] = json!({});
+    let (status, e) = post.error(&ep).await;
+    assert_eq!((status, code_of(&e)), (400, -32022));
+    assert_eq!(
+        e["data"],
+        json!({"supported": ["2026-07-28"], "requested": "2099-01-01"})
+    );
+    // _meta without a version.
+    let (status, e) = Post::new(8, "tools/list", json!({}))
+        .header("MCP-Protocol-Version", "2099-01-01")
+        .without_meta(META_PROTOCOL_VERSION)
+        .error(&ep)
+        .await;
+    assert_eq!((status, code_of(&e)), (400, -32022));
+    // With a supported header, missing _meta fields stay -32602.
+    let mut post = Post::new(9, "tools/list", json!({}));
+    post.body["params"] = json!({});
+    let (status, e) = post.error(&ep).await;
+    assert_eq!((status, code_of(&e)), (400, -32602));
 }
 
 #[tokio::test]
@@ -903,13 +942,49 @@ async fn completions_cannot_ask_the_client_for_input() {
 #[tokio::test]
 async fn handlers_have_no_session_state() {
     let ep = endpoint();
+    // A tool that lets the failure through answers a readable isError result.
     let r = Post::call(1, "kv", json!({})).result(&ep).await;
-    let text = r["content"][0]["text"].as_str().unwrap();
-    assert_eq!(r["isError"], true);
-    assert!(
-        text.starts_with("None 0 false erlmcp [] session state is not available"),
-        "{text}"
-    );
+    assert_eq!(r["isError"], true, "{r}");
+    assert_eq!(r["resultType"], "complete", "{r}");
+    assert_eq!(r["content"][0]["text"], super::dispatch::NO_SESSION, "{r}");
+    // Other handlers answer a JSON-RPC error with the same message.
+    let (status, e) = Post::new(2, "resources/read", json!({"uri": "test://kv-state"}))
+        .error(&ep)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(code_of(&e), code::INTERNAL_ERROR);
+    assert_eq!(e["message"], super::dispatch::NO_SESSION);
+}
+
+#[tokio::test]
+async fn core_kv_tools_say_that_session_state_needs_a_session() {
+    let ep = endpoint_for(crate::core_pack::core_registry());
+    for (id, tool, args) in [
+        (1, "kv_set", json!({"key": "k", "value": 1})),
+        (2, "kv_get", json!({"key": "k"})),
+        (3, "kv_list", json!({})),
+        (4, "kv_delete", json!({"key": "k"})),
+    ] {
+        let r = Post::call(id, tool, json!({"arguments": args}))
+            .result(&ep)
+            .await;
+        assert_eq!(r["isError"], true, "{tool}: {r}");
+        let text = r["content"][0]["text"].as_str().unwrap_or_default();
+        for needle in [
+            "needs a session",
+            "2025-11-25",
+            "Mcp-Session-Id",
+            "TCP or stdio",
+        ] {
+            assert!(text.contains(needle), "{tool}: {needle:?} in {text:?}");
+        }
+        assert!(r.get("structuredContent").is_none(), "{tool}: {r}");
+    }
+    // Tools without session state are unaffected.
+    let r = Post::call(5, "echo", json!({"arguments": {"text": "hi"}}))
+        .result(&ep)
+        .await;
+    assert_eq!(r["structuredContent"]["text"], "hi", "{r}");
 }
 
 // ---------------------------------------------------------------- notifications

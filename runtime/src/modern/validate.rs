@@ -105,6 +105,23 @@ impl Rejection {
             ),
         )
     }
+    /// -32022 for `requested`, listing what this path supports (and, in the message, the
+    /// session-based revisions a client can fall back to with `initialize`).
+    fn unsupported(id: &Id, requested: &str) -> Self {
+        Self::new(
+            400,
+            Some(id.clone()),
+            ErrorObject::new(
+                codes::UNSUPPORTED_PROTOCOL_VERSION,
+                format!(
+                    "Unsupported protocol version: {requested} (supported per request: {}; with initialize and a session: {})",
+                    SUPPORTED_VERSIONS.join(", "),
+                    crate::protocol::SUPPORTED_PROTOCOL_VERSIONS.join(", ")
+                ),
+            )
+            .with_data(serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": requested })),
+        )
+    }
     fn params(id: &Id, message: impl Into<String>) -> Self {
         Self::new(
             400,
@@ -223,7 +240,15 @@ pub fn validate(
             _ => Map::new(),
         },
     };
-    let Some(meta) = params.get("_meta").and_then(Value::as_object) else {
+    // Without a version in the body, an unsupported header version is the clearer answer (a
+    // session request with a bad MCP-Protocol-Version lands here).
+    let meta = params.get("_meta").and_then(Value::as_object);
+    if meta.is_none_or(|m| !m.contains_key(META_PROTOCOL_VERSION))
+        && !SUPPORTED_VERSIONS.contains(&header_version)
+    {
+        return Err(Rejection::unsupported(id, header_version));
+    }
+    let Some(meta) = meta else {
         return Err(Rejection::params(
             id,
             "params._meta is required, with io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities",
@@ -270,17 +295,7 @@ pub fn validate(
 
     // 5. A version we speak.
     if !SUPPORTED_VERSIONS.contains(&meta_version.as_str()) {
-        return Err(Rejection::new(
-            400,
-            Some(id.clone()),
-            ErrorObject::new(
-                codes::UNSUPPORTED_PROTOCOL_VERSION,
-                format!("Unsupported protocol version: {meta_version}"),
-            )
-            .with_data(
-                serde_json::json!({ "supported": SUPPORTED_VERSIONS, "requested": meta_version }),
-            ),
-        ));
+        return Err(Rejection::unsupported(id, &meta_version));
     }
 
     // 6. Routing headers.
