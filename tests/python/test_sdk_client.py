@@ -1,7 +1,10 @@
 """The official Python MCP SDK (`mcp` 2.3.0) drives erlmcp's `core` pack.
 
-Every test runs four times (see conftest.py): stdio node / TCP node through `erlmcp connect`,
-each with `mode="legacy"` and the default `mode="auto"`.
+Every test runs five times (see conftest.py): stdio node / TCP node through `erlmcp connect`,
+each with `mode="legacy"` and the default `mode="auto"`, and the same node over Streamable HTTP
+with `mode="legacy"` (a 2025-11-25 session). HTTP in `mode="auto"`, which may negotiate the
+stateless revision 2026-07-28, and what only HTTP shows (which stream carries what, status codes)
+are in test_http_client.py.
 """
 
 from __future__ import annotations
@@ -81,10 +84,11 @@ async def test_initialize(conn: Conn) -> None:
         assert isinstance(await c.send_ping(), types.EmptyResult)
 
 
-async def test_plain_client_with_stdio_server_parameters(conn: Conn) -> None:
-    """`mcp.Client(StdioServerParameters(...))` exactly as an application writes it (no wire tap)."""
+async def test_plain_client(conn: Conn) -> None:
+    """`mcp.Client(StdioServerParameters(...))` / `mcp.Client("http://.../mcp")` exactly as an
+    application writes it (no wire tap)."""
     with anyio.fail_after(60):
-        async with Client(conn.params, mode=conn.mode) as c:
+        async with Client(conn.target, mode=conn.mode) as c:
             assert c.server_info is not None and c.server_info.name == "erlmcp"
             r = await c.call_tool("add", {"a": 40, "b": 2})
             assert not r.is_error and r.structured_content == {"sum": 42}, r
@@ -325,7 +329,8 @@ async def test_cancel_running_sleep(conn: Conn) -> None:
                     lambda m: m.out and m.method == "tools/call" and m.msg["params"]["name"] == "sleep",
                     what="the sleep request on the wire",
                 )
-                # A round trip after it: the server has the sleep in hand (one ordered stream).
+                # The server has the sleep in hand (see Session.wait_in_hand), and still answers.
+                await s.wait_in_hand(request)
                 assert await call(s, "echo", {"text": "during"}) == {"text": "during"}
                 scope.cancel()
         assert outcome == [], f"the 60 s sleep returned instead of being cancelled: {outcome}"
