@@ -22,6 +22,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.open_only {
+        return match rt.block_on(load::open_sessions(&args)) {
+            Ok(o) => {
+                if args.json {
+                    println!("{}", o.to_json());
+                } else {
+                    print!("{}", o.to_text());
+                }
+                if o.opened == o.sessions {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("erlmcp-load: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(load::run(&args)) {
         Ok(report) => {
             if args.json {

@@ -16,34 +16,63 @@ pub enum Target {
         /// `HOST:PORT` as given (resolved once at start).
         addr: String,
     },
+    /// MCP Streamable HTTP (sessions, revision 2025-11-25): `http://HOST:PORT/PATH`.
+    Http {
+        /// `HOST:PORT` as given (resolved once at start; also the `Host` header).
+        addr: String,
+        /// The MCP endpoint's path (`/mcp` when the URL has none).
+        path: String,
+    },
+}
+
+/// Checks `HOST:PORT`.
+fn host_port(s: &str, hostport: &str) -> Result<(), String> {
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid target {s:?}: missing :PORT"))?;
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("invalid target {s:?}: missing or malformed host"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("invalid target {s:?}: bad port {port:?}"))?;
+    Ok(())
 }
 
 impl Target {
-    /// Parses `tcp://HOST:PORT`. (`http://` — MCP Streamable HTTP — is a planned second variant.)
+    /// Parses `tcp://HOST:PORT` or `http://HOST:PORT/PATH`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| format!("invalid target {s:?}: expected tcp://HOST:PORT"))?;
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| {
+            format!("invalid target {s:?}: expected tcp://HOST:PORT or http://HOST:PORT/mcp")
+        })?;
         match scheme {
             "tcp" => {
                 let rest = rest.trim_end_matches('/');
-                let (host, port) = rest
-                    .rsplit_once(':')
-                    .ok_or_else(|| format!("invalid target {s:?}: missing :PORT"))?;
-                if host.is_empty() || host.contains('/') {
-                    return Err(format!("invalid target {s:?}: missing or malformed host"));
-                }
-                port.parse::<u16>()
-                    .map_err(|_| format!("invalid target {s:?}: bad port {port:?}"))?;
+                host_port(s, rest)?;
                 Ok(Target::Tcp {
                     addr: rest.to_string(),
                 })
             }
-            "http" | "https" => Err(format!(
-                "target {s:?}: MCP Streamable HTTP is not supported yet (use tcp://HOST:PORT)"
+            "http" => {
+                let (addr, path) = match rest.find('/') {
+                    Some(k) => (&rest[..k], &rest[k..]),
+                    None => (rest, "/mcp"),
+                };
+                host_port(s, addr)?;
+                if path.contains(['?', '#', ' ']) {
+                    return Err(format!(
+                        "invalid target {s:?}: the path must not have a query or fragment"
+                    ));
+                }
+                Ok(Target::Http {
+                    addr: addr.to_string(),
+                    path: path.to_string(),
+                })
+            }
+            "https" => Err(format!(
+                "target {s:?}: TLS is not supported (use http://HOST:PORT/mcp)"
             )),
             other => Err(format!(
-                "invalid target {s:?}: unknown scheme {other:?} (use tcp://HOST:PORT)"
+                "invalid target {s:?}: unknown scheme {other:?} (use tcp://HOST:PORT or http://HOST:PORT/mcp)"
             )),
         }
     }
@@ -53,6 +82,7 @@ impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Tcp { addr } => write!(f, "tcp://{addr}"),
+            Target::Http { addr, path } => write!(f, "http://{addr}{path}"),
         }
     }
 }
@@ -86,13 +116,14 @@ fn parse_positive(s: &str) -> Result<usize, String> {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "erlmcp-load", version)]
 pub struct LoadArgs {
-    /// Server to load.
+    /// Server to load: `tcp://HOST:PORT` (NDJSON) or `http://HOST:PORT/mcp` (Streamable HTTP).
     #[arg(long, default_value = "tcp://127.0.0.1:7400", value_parser = Target::parse)]
     pub target: Target,
-    /// MCP sessions (one connection each).
+    /// MCP sessions (TCP: one connection each; HTTP: `--concurrency` connections each).
     #[arg(long, default_value = "1", value_parser = parse_positive)]
     pub sessions: usize,
-    /// Outstanding requests per session (pipelined on its connection).
+    /// Outstanding requests per session (TCP: pipelined on its connection; HTTP: one per
+    /// keep-alive connection, all sharing the session id).
     #[arg(long, default_value = "1", value_parser = parse_positive)]
     pub concurrency: usize,
     /// Tool to call.
@@ -129,6 +160,10 @@ pub struct LoadArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Only open the sessions (handshake), close their connections and exit, printing how
+    /// many opened: leaves idle sessions on the server, to measure its memory per session.
+    #[arg(long)]
+    pub open_only: bool,
 }
 
 impl LoadArgs {
@@ -237,7 +272,9 @@ mod tests {
             &["--target", "tcp://127.0.0.1"],
             &["--target", "tcp://:7400"],
             &["--target", "tcp://h:99999"],
-            &["--target", "http://127.0.0.1:8080/mcp"],
+            &["--target", "https://127.0.0.1:8080/mcp"],
+            &["--target", "http://127.0.0.1/mcp"],
+            &["--target", "http://h:1/mcp?x=1"],
             &["--target", "udp://h:1"],
             &["--tool", ""],
         ] {
@@ -247,6 +284,21 @@ mod tests {
 
     #[test]
     fn targets() {
+        assert_eq!(
+            Target::parse("http://127.0.0.1:7401/mcp"),
+            Ok(Target::Http {
+                addr: "127.0.0.1:7401".into(),
+                path: "/mcp".into()
+            })
+        );
+        assert_eq!(
+            Target::parse("http://localhost:7401").map(|t| t.to_string()),
+            Ok("http://localhost:7401/mcp".into())
+        );
+        assert_eq!(
+            Target::parse("http://[::1]:7401/a/b").map(|t| t.to_string()),
+            Ok("http://[::1]:7401/a/b".into())
+        );
         assert_eq!(
             Target::parse("tcp://[::1]:7400/"),
             Ok(Target::Tcp {

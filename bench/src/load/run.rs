@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::args::LoadArgs;
+use super::http::HttpTransport;
 use super::scan::{Scanned, scan};
 use super::stats::{Batch, Collector, Latency, Report, group};
 use super::transport::{Endpoint, TcpTransport, Transport};
@@ -235,7 +236,7 @@ async fn session_loop<T: Transport>(
                 }
             }
         }
-        if queued {
+        if queued || t.ready_to_send() {
             t.flush().await?;
         }
 
@@ -277,9 +278,102 @@ async fn session_loop<T: Transport>(
 
 /// Runs the load described by `args` and returns its summary.
 pub async fn run(args: &LoadArgs) -> anyhow::Result<Report> {
-    match Endpoint::resolve(&args.target).await? {
+    match Endpoint::resolve(&args.target, args.concurrency).await? {
         Endpoint::Tcp(addr) => run_with::<TcpTransport>(args, addr).await,
+        Endpoint::Http(addr) => run_with::<HttpTransport>(args, addr).await,
     }
+}
+
+/// What `--open-only` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    /// Sessions asked for.
+    pub sessions: usize,
+    /// Sessions whose handshake completed.
+    pub opened: usize,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+impl Opened {
+    /// Human-readable summary.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "opened {} of {} sessions in {:.2}s (connections closed, sessions left idle)\n",
+            self.opened,
+            self.sessions,
+            self.elapsed.as_secs_f64()
+        );
+        if let Some(e) = &self.first_error {
+            s.push_str(&format!("first error: {e}\n"));
+        }
+        s
+    }
+
+    /// As one JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sessions": self.sessions,
+            "opened": self.opened,
+            "failed": self.sessions - self.opened,
+            "first_error": self.first_error,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+        })
+    }
+}
+
+/// `--open-only`: opens `args.sessions` sessions (the full handshake), closing each one's
+/// connections once it is open, and sends nothing else: the server is left with idle sessions.
+pub async fn open_sessions(args: &LoadArgs) -> anyhow::Result<Opened> {
+    match Endpoint::resolve(&args.target, 1).await? {
+        Endpoint::Tcp(addr) => open_with::<TcpTransport>(args, addr).await,
+        Endpoint::Http(addr) => open_with::<HttpTransport>(args, addr).await,
+    }
+}
+
+async fn open_with<T: Transport>(args: &LoadArgs, addr: T::Addr) -> anyhow::Result<Opened> {
+    let work = Arc::new(Workload::tools_call(&args.tool, &args.args));
+    let setup = Arc::new(Semaphore::new(SETUP_PARALLELISM));
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..args.sessions {
+        let (addr, work, setup) = (addr.clone(), work.clone(), setup.clone());
+        let timeout = args.setup_timeout;
+        tasks.spawn(async move {
+            let _permit = setup.acquire().await;
+            T::open(&addr, work, timeout).await.map(drop)
+        });
+    }
+    let (mut opened, mut first_error) = (0, None);
+    let mut next_report = started + Duration::from_secs(1);
+    loop {
+        let joined = tokio::time::timeout_at(next_report.into(), tasks.join_next()).await;
+        match joined {
+            Ok(None) => break,
+            Ok(Some(Ok(Ok(())))) => opened += 1,
+            Ok(Some(Ok(Err(e)))) => {
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+            Ok(Some(Err(e))) => {
+                first_error.get_or_insert_with(|| format!("session task failed: {e}"));
+            }
+            Err(_) => {
+                progress(
+                    args.quiet,
+                    format_args!("opening: {opened}/{} sessions", args.sessions),
+                );
+                next_report += Duration::from_secs(1);
+            }
+        }
+    }
+    Ok(Opened {
+        sessions: args.sessions,
+        opened,
+        first_error,
+        elapsed: started.elapsed(),
+    })
 }
 
 fn progress(quiet: bool, line: std::fmt::Arguments<'_>) {

@@ -1,7 +1,6 @@
 //! How a session reaches the server. The session driver only queues requests by id, flushes, and
-//! receives whole messages; each transport supplies framing and the MCP handshake. TCP (NDJSON)
-//! is implemented; MCP Streamable HTTP would be a second implementation (one POST per request,
-//! `Mcp-Session-Id` from `initialize`, JSON or SSE bodies) selected by a second `Target` variant.
+//! receives whole messages; each transport supplies framing and the MCP handshake: NDJSON over
+//! TCP here, MCP Streamable HTTP in [`super::http`].
 
 use std::future::Future;
 use std::io;
@@ -14,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::args::Target;
+use super::http::HttpAddr;
 use super::workload::{self, INITIALIZE_ID, Workload};
 use crate::load::scan::{Scanned, scan};
 
@@ -35,12 +35,20 @@ pub trait Transport: Sized + Send + 'static {
     /// Queues the `tools/call` request with `id`; it goes out at the next [`Transport::flush`].
     fn queue(&mut self, id: u64);
 
-    /// Sends everything queued.
+    /// Sends everything queued (that it can: a transport may hold requests until it has a
+    /// free connection, see [`Transport::ready_to_send`]).
     fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Requests are queued that a [`Transport::flush`] would now send (a transport that sends
+    /// everything at once never has such requests).
+    fn ready_to_send(&self) -> bool {
+        false
+    }
+
     /// Waits for data and calls `on_message(message, arrival)` for every complete message it
-    /// brought (at least one unless an error is returned). Cancel-safe: dropping the future
-    /// before it completes loses nothing.
+    /// brought; returns after at least one message, or when [`Transport::ready_to_send`]
+    /// became true, or with an error. Cancel-safe: dropping the future before it completes
+    /// loses nothing.
     fn recv<F: FnMut(&[u8], Instant) + Send>(
         &mut self,
         on_message: &mut F,
@@ -52,20 +60,29 @@ pub trait Transport: Sized + Send + 'static {
 pub enum Endpoint {
     /// NDJSON over TCP.
     Tcp(SocketAddr),
+    /// MCP Streamable HTTP.
+    Http(HttpAddr),
+}
+
+async fn lookup(addr: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("cannot resolve {addr}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{addr} resolves to no address"))
 }
 
 impl Endpoint {
-    /// Resolves the target's host name once.
-    pub async fn resolve(target: &Target) -> anyhow::Result<Self> {
+    /// Resolves the target's host name once; `concurrency` is the connections per HTTP session.
+    pub async fn resolve(target: &Target, concurrency: usize) -> anyhow::Result<Self> {
         match target {
-            Target::Tcp { addr } => {
-                let a = tokio::net::lookup_host(addr.as_str())
-                    .await
-                    .with_context(|| format!("cannot resolve {addr}"))?
-                    .next()
-                    .ok_or_else(|| anyhow!("{addr} resolves to no address"))?;
-                Ok(Endpoint::Tcp(a))
-            }
+            Target::Tcp { addr } => Ok(Endpoint::Tcp(lookup(addr).await?)),
+            Target::Http { addr, path } => Ok(Endpoint::Http(HttpAddr {
+                addr: lookup(addr).await?,
+                host: addr.clone(),
+                path: path.clone(),
+                connections: concurrency,
+            })),
         }
     }
 }
