@@ -127,14 +127,7 @@ impl Actor for AdminActor {
         s: &mut AdminState,
     ) -> Result<(), ActorProcessingErr> {
         s.status.set(Listener::Admin, None);
-        s.stop.cancel();
-        if tokio::time::timeout(STOP_GRACE, &mut s.server)
-            .await
-            .is_err()
-        {
-            s.server.abort();
-            let _ = (&mut s.server).await;
-        }
+        crate::tree::stop_server(&s.stop, &mut s.server, STOP_GRACE).await;
         tracing::info!(admin = %s.local, "admin API stopped");
         Ok(())
     }

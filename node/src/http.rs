@@ -217,14 +217,7 @@ impl Actor for HttpListenerActor {
     ) -> Result<(), ActorProcessingErr> {
         s.status.set(Listener::Http, None);
         s.sweeper.abort();
-        s.stop.cancel();
-        if tokio::time::timeout(STOP_GRACE, &mut s.server)
-            .await
-            .is_err()
-        {
-            s.server.abort();
-            let _ = (&mut s.server).await;
-        }
+        crate::tree::stop_server(&s.stop, &mut s.server, STOP_GRACE).await;
         tracing::info!(http = %s.local, "HTTP listener stopped");
         Ok(())
     }

@@ -251,6 +251,20 @@ impl NodeStatus {
 pub enum ListenerMsg {}
 impl ractor::Message for ListenerMsg {}
 
+/// Stops a listener's server task: signals `stop`, waits up to `grace` for it to finish its
+/// graceful shutdown, then aborts it.
+pub async fn stop_server(
+    stop: &tokio_util::sync::CancellationToken,
+    server: &mut tokio::task::JoinHandle<()>,
+    grace: std::time::Duration,
+) {
+    stop.cancel();
+    if tokio::time::timeout(grace, &mut *server).await.is_err() {
+        server.abort();
+        let _ = (&mut *server).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
