@@ -65,15 +65,6 @@ pub enum SessionMsg {
     Resume(Request, Responder),
     /// A worker's key-value operation.
     Kv(KvOp, RpcReplyPort<Result<KvReply, ErrorObject>>),
-    /// A worker's log message (filtered by the session's level).
-    Log {
-        /// Level.
-        level: LogLevel,
-        /// Logger name.
-        logger: Option<String>,
-        /// Payload.
-        data: Value,
-    },
     /// A worker's request to the client.
     ClientRequest {
         /// Method.
@@ -508,18 +499,6 @@ impl Actor for Session {
             },
             SessionMsg::Kv(op, reply) => {
                 let _ = reply.send(s.kv(op));
-            }
-            SessionMsg::Log {
-                level,
-                logger,
-                data,
-            } => {
-                if engine::should_log(&s.state, level) {
-                    s.notify(
-                        method::MESSAGE,
-                        engine::log_message_params(level, logger, data),
-                    );
-                }
             }
             SessionMsg::ClientRequest {
                 method,
