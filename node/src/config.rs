@@ -14,6 +14,14 @@
 //! | `--log-format text\|json` | `log_format` | `text` |
 //! | `--shutdown-grace 10s` | `shutdown_grace_ms` | `10000` |
 //! | `--stdio` | `stdio` | `false` |
+//! | `--quic ADDR` | `quic` | `127.0.0.1:7402` (MCP over QUIC, ALPN `mcp`; none with `--stdio`) |
+//! | `--cluster ADDR` | `cluster` | `127.0.0.1:7403` (UDP, ALPN `erlmcp-cluster`; none with `--stdio`) |
+//! | `--cluster-advertise ADDR` | `cluster_advertise` | the bound cluster address |
+//! | `--join HOST:PORT,...` | `join` | none |
+//! | `--cookie SECRET` | `cookie` | `erlmcp-dev-cookie` |
+//! | `--certs DIR` | `certs` | none: dev mode (an ephemeral CA derived from the cookie, loopback only) |
+//! | `--cluster-keepalive 150ms` | `cluster_keepalive_ms` | `150` |
+//! | `--cluster-idle-timeout 700ms` | `cluster_idle_timeout_ms` | `700` |
 //! | | `[engine]` table | see `erlmcp_runtime::config::EngineConfig` |
 //!
 //! Unknown keys are errors that name the key (a typo must not silently fall back to a default).
@@ -34,6 +42,16 @@ pub const DEFAULT_TCP: &str = "127.0.0.1:7400";
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:7404";
 /// Default Streamable HTTP listener.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:7401";
+/// Default MCP-over-QUIC listener (UDP).
+pub const DEFAULT_QUIC: &str = "127.0.0.1:7402";
+/// Default cluster endpoint (UDP).
+pub const DEFAULT_CLUSTER: &str = "127.0.0.1:7403";
+/// Default cluster cookie (dev mode; set your own secret in production).
+pub const DEFAULT_COOKIE: &str = "erlmcp-dev-cookie";
+/// Default QUIC keep-alive interval between nodes.
+pub const DEFAULT_CLUSTER_KEEPALIVE: Duration = Duration::from_millis(150);
+/// Default QUIC idle timeout between nodes: a peer silent this long is down.
+pub const DEFAULT_CLUSTER_IDLE_TIMEOUT: Duration = Duration::from_millis(700);
 /// Default grace period of a clean shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Upper bound of `engine.max_in_flight` (the per-connection semaphore counts in `u32`).
@@ -96,6 +114,35 @@ pub struct NodeArgs {
     /// closes. No TCP or admin listener unless one is given explicitly.
     #[arg(long)]
     pub stdio: bool,
+    /// MCP over QUIC (ALPN `mcp`, one bidirectional stream per session, NDJSON), HOST:PORT (UDP);
+    /// port 0 picks a free port [default: 127.0.0.1:7402; none with --stdio].
+    #[arg(long, value_name = "ADDR")]
+    pub quic: Option<String>,
+    /// Cluster endpoint (QUIC, ALPN `erlmcp-cluster`), HOST:PORT (UDP); port 0 picks a free port
+    /// (the log line `listening cluster=...` shows it) [default: 127.0.0.1:7403; none with --stdio].
+    #[arg(long, value_name = "ADDR")]
+    pub cluster: Option<String>,
+    /// The cluster address peers should dial to reach this node (e.g. a relay or NAT in front of
+    /// it) [default: the bound cluster address].
+    #[arg(long, value_name = "ADDR")]
+    pub cluster_advertise: Option<String>,
+    /// Members to join, HOST:PORT of their cluster endpoints; comma-separated or repeated. One
+    /// reachable member is enough: the member list is gossiped and the node connects to all.
+    #[arg(long, value_name = "SEEDS", value_delimiter = ',')]
+    pub join: Option<Vec<String>>,
+    /// Shared cluster secret, checked after TLS [default: erlmcp-dev-cookie].
+    #[arg(long, value_name = "SECRET")]
+    pub cookie: Option<String>,
+    /// Directory made by `erlmcp certs init`: ca.pem plus NAME.pem and NAME.key for this node's
+    /// name [default: dev mode, an ephemeral CA derived from the cookie, loopback only].
+    #[arg(long, value_name = "DIR")]
+    pub certs: Option<PathBuf>,
+    /// QUIC keep-alive interval between nodes, e.g. 150ms [default: 150ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub cluster_keepalive: Option<Duration>,
+    /// A peer silent this long is marked down, e.g. 700ms [default: 700ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub cluster_idle_timeout: Option<Duration>,
 }
 
 /// The config file's schema.
@@ -122,6 +169,22 @@ pub struct FileConfig {
     pub shutdown_grace_ms: Option<u64>,
     /// `--stdio`.
     pub stdio: Option<bool>,
+    /// `--quic`.
+    pub quic: Option<String>,
+    /// `--cluster`.
+    pub cluster: Option<String>,
+    /// `--cluster-advertise`.
+    pub cluster_advertise: Option<String>,
+    /// `--join`.
+    pub join: Option<Vec<String>>,
+    /// `--cookie`.
+    pub cookie: Option<String>,
+    /// `--certs`.
+    pub certs: Option<PathBuf>,
+    /// `--cluster-keepalive`, in milliseconds.
+    pub cluster_keepalive_ms: Option<u64>,
+    /// `--cluster-idle-timeout`, in milliseconds.
+    pub cluster_idle_timeout_ms: Option<u64>,
     /// The engine's limits and timeouts.
     #[serde(default)]
     pub engine: EngineConfig,
@@ -150,6 +213,22 @@ pub struct NodeConfig {
     pub shutdown_grace: Duration,
     /// Serve one session on stdin/stdout.
     pub stdio: bool,
+    /// MCP-over-QUIC listener address, if any.
+    pub quic: Option<String>,
+    /// Cluster endpoint address, if any (none: a standalone node).
+    pub cluster: Option<String>,
+    /// Cluster address advertised to peers (`None`: the bound one).
+    pub cluster_advertise: Option<String>,
+    /// Seeds to join.
+    pub join: Vec<String>,
+    /// Cluster cookie.
+    pub cookie: String,
+    /// Certificate directory (`None`: dev mode).
+    pub certs: Option<PathBuf>,
+    /// QUIC keep-alive between nodes.
+    pub cluster_keepalive: Duration,
+    /// QUIC idle timeout between nodes (failure detection).
+    pub cluster_idle_timeout: Duration,
     /// The engine's limits and timeouts.
     pub engine: EngineConfig,
 }
@@ -213,6 +292,32 @@ impl NodeConfig {
                 .or(file.shutdown_grace_ms.map(Duration::from_millis))
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE),
             stdio,
+            quic: listener(&args.quic, file.quic, DEFAULT_QUIC),
+            cluster: listener(&args.cluster, file.cluster, DEFAULT_CLUSTER),
+            cluster_advertise: args.cluster_advertise.clone().or(file.cluster_advertise),
+            join: args
+                .join
+                .clone()
+                .or(file.join)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            cookie: args
+                .cookie
+                .clone()
+                .or(file.cookie)
+                .unwrap_or_else(|| DEFAULT_COOKIE.to_string()),
+            certs: args.certs.clone().or(file.certs),
+            cluster_keepalive: args
+                .cluster_keepalive
+                .or(file.cluster_keepalive_ms.map(Duration::from_millis))
+                .unwrap_or(DEFAULT_CLUSTER_KEEPALIVE),
+            cluster_idle_timeout: args
+                .cluster_idle_timeout
+                .or(file.cluster_idle_timeout_ms.map(Duration::from_millis))
+                .unwrap_or(DEFAULT_CLUSTER_IDLE_TIMEOUT),
             engine: file.engine,
         };
         cfg.validate()?;
@@ -227,10 +332,29 @@ impl NodeConfig {
             ("tcp", &self.tcp),
             ("http", &self.http),
             ("admin", &self.admin),
+            ("quic", &self.quic),
+            ("cluster", &self.cluster),
+            ("cluster_advertise", &self.cluster_advertise),
         ] {
             if let Some(addr) = addr {
                 check_address(key, addr)?;
             }
+        }
+        for seed in &self.join {
+            check_address("join", seed)?;
+        }
+        if !self.join.is_empty() && self.cluster.is_none() {
+            bail!("--join needs a cluster endpoint (--cluster ADDR)");
+        }
+        if self.cookie.is_empty() {
+            bail!("invalid cookie: it must not be empty");
+        }
+        if self.cluster_keepalive.is_zero() || self.cluster_keepalive >= self.cluster_idle_timeout {
+            bail!(
+                "invalid cluster timing: keep-alive ({:?}) must be above zero and below the idle timeout ({:?})",
+                self.cluster_keepalive,
+                self.cluster_idle_timeout
+            );
         }
         for pack in &self.fixtures {
             if crate::tree::fixture_pack(pack).is_none() {

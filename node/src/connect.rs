@@ -10,6 +10,16 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// `erlmcp connect` flags.
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// The node's address: tcp://HOST:PORT.
+    pub url: String,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = crate::config::LogFormat::Text)]
+    pub log_format: crate::config::LogFormat,
+}
+
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,7 +45,8 @@ pub fn parse_target(url: &str) -> anyhow::Result<String> {
 }
 
 /// Bridges stdin/stdout to the node at `url`.
-pub async fn run(url: &str) -> anyhow::Result<()> {
+pub async fn run(args: &ConnectArgs) -> anyhow::Result<()> {
+    let url = args.url.as_str();
     let target = parse_target(url)?;
     let socket = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target))
         .await

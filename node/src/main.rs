@@ -9,10 +9,14 @@
 //! Logs go to stderr only, so stdout carries nothing but protocol messages.
 
 mod admin;
+mod certs;
 mod config;
 mod connect;
+mod dev_cluster;
 mod http;
 mod pump;
+mod quic;
+mod status;
 mod stdio;
 mod tcp;
 mod tree;
@@ -39,16 +43,13 @@ enum Command {
     /// Run one node until SIGINT/SIGTERM (with --stdio: until stdin closes).
     Node(NodeArgs),
     /// Bridge stdin/stdout to a node, for stdio-only MCP clients.
-    Connect(ConnectArgs),
-}
-
-#[derive(clap::Args, Debug)]
-struct ConnectArgs {
-    /// The node's address: tcp://HOST:PORT.
-    url: String,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    Connect(connect::ConnectArgs),
+    /// Cluster certificates (a CA and node certificates for mutual TLS).
+    Certs(certs::CertsArgs),
+    /// Run N nodes on loopback as one mesh until Ctrl-C.
+    DevCluster(dev_cluster::DevClusterArgs),
+    /// Print a node's view of the mesh (its admin API's /admin/cluster) as a table.
+    Status(status::StatusArgs),
 }
 
 /// How long the process waits, after its work is done, for blocking reads it cannot cancel
@@ -144,9 +145,9 @@ fn startup_error(e: &ractor::SpawnErr) -> String {
     }
 }
 
-async fn run_connect(args: ConnectArgs) -> anyhow::Result<()> {
+async fn run_connect(args: connect::ConnectArgs) -> anyhow::Result<()> {
     init_logging(args.log_format, "warn");
-    connect::run(&args.url).await
+    connect::run(&args).await
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -158,6 +159,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Node(args) => run_node(args).await,
             Command::Connect(args) => run_connect(args).await,
+            Command::Certs(args) => certs::run(args),
+            Command::DevCluster(args) => dev_cluster::run(args).await,
+            Command::Status(args) => status::run(args).await,
         }
     });
     // A read of stdin may still be blocked on its thread: do not wait for it.

@@ -164,6 +164,10 @@ pub enum Listener {
     Http,
     /// One session on stdin/stdout.
     Stdio,
+    /// MCP over QUIC.
+    Quic,
+    /// The node-to-node QUIC endpoint.
+    Cluster,
     /// The admin HTTP API.
     Admin,
 }
@@ -175,6 +179,8 @@ impl Listener {
             Listener::Tcp => "tcp",
             Listener::Http => "http",
             Listener::Stdio => "stdio",
+            Listener::Quic => "quic",
+            Listener::Cluster => "cluster",
             Listener::Admin => "admin",
         }
     }

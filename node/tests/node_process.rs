@@ -87,6 +87,10 @@ fn busy_tcp_address_fails_the_start_naming_the_address() {
         "127.0.0.1:0",
         "--admin",
         "127.0.0.1:0",
+        "--quic",
+        "127.0.0.1:0",
+        "--cluster",
+        "127.0.0.1:0",
     ]);
     assert!(
         err.contains(&format!("cannot listen for TCP on {addr}")),
@@ -106,6 +110,10 @@ fn busy_admin_address_fails_the_start_naming_the_address() {
         "127.0.0.1:0",
         "--admin",
         &addr,
+        "--quic",
+        "127.0.0.1:0",
+        "--cluster",
+        "127.0.0.1:0",
     ]);
     assert!(
         err.contains(&format!("cannot listen for the admin API on {addr}")),
@@ -145,6 +153,7 @@ fn flags_override_the_config_file() {
         .args(["node", "--config", cfg.path(), "--tcp", "127.0.0.1:0"])
         .args(["--http", "127.0.0.1:0"])
         .args(["--admin", "127.0.0.1:0", "--log-format", "text"])
+        .args(["--quic", "127.0.0.1:0", "--cluster", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -175,6 +184,10 @@ fn json_log_format_writes_json_lines() {
             "--http",
             "127.0.0.1:0",
             "--admin",
+            "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--cluster",
             "127.0.0.1:0",
             "--log-format",
             "json",

@@ -11,14 +11,17 @@
 //! - [`conformance_modern`]: the 2026-07-28 fixtures of the `conformance` pack;
 //! - [`framing`]: NDJSON line framing with a size limit;
 //! - [`reply`]: the one reply abstraction (client queue, exactly-once [`reply::Responder`]);
-//! - [`store`]: a shard's committed session states, compact.
+//! - [`store`]: a shard's committed session states, compact;
+//! - [`cluster`]: the QUIC + rustls transport that carries ractor_cluster, certificates, the
+//!   member view and the gossip wire format.
 //!
-//! Still to come here: the hash ring and shard map, the cluster wire messages, and the QUIC +
-//! rustls transport that carries ractor_cluster. This crate must not spawn actors of the domain.
+//! Still to come here: the hash ring and shard map. This crate must not spawn actors of the
+//! domain.
 
 #![warn(missing_docs)]
 
 pub mod changes;
+pub mod cluster;
 pub mod config;
 pub mod conformance_modern;
 pub mod conformance_pack;

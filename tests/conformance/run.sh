@@ -108,7 +108,7 @@ trap stop_node EXIT
 # Starts a node logging to $1; prints its HTTP address.
 start_node() {
   local log="$1" addr=""
-  "$ERLMCP_BIN" node --name conformance@127.0.0.1 --tcp 127.0.0.1:0 --admin 127.0.0.1:0 \
+  "$ERLMCP_BIN" node --name conformance@127.0.0.1 --tcp 127.0.0.1:0 --admin 127.0.0.1:0 --quic 127.0.0.1:0 --cluster 127.0.0.1:0 \
     --http 127.0.0.1:0 --fixtures conformance >"$log" 2>&1 &
   NODE_PID=$!
   for _ in $(seq 1 300); do # up to 30 s

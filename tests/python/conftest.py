@@ -441,7 +441,7 @@ class NetNode:
         self._found = threading.Event()
         self.argv = [
             ERLMCP_BIN, "node", "--name", NET_NODE_NAME, "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0",
-            "--admin", "127.0.0.1:0",
+            "--admin", "127.0.0.1:0", "--quic", "127.0.0.1:0", "--cluster", "127.0.0.1:0",
         ]
         env = dict(os.environ, RUST_BACKTRACE="1", NO_COLOR="1")
         self.proc = subprocess.Popen(

@@ -107,6 +107,8 @@ pub struct NodeProc {
     pub tcp: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    pub quic: Option<SocketAddr>,
+    pub cluster: Option<SocketAddr>,
     _config: Option<TempFile>,
 }
 
@@ -141,6 +143,10 @@ impl NodeProc {
             "127.0.0.1:0",
             "--admin",
             "127.0.0.1:0",
+            "--quic",
+            "127.0.0.1:0",
+            "--cluster",
+            "127.0.0.1:0",
         ]);
         if let Some(c) = &config {
             cmd.args(["--config", c.path()]);
@@ -161,6 +167,8 @@ impl NodeProc {
             tcp: None,
             http: None,
             admin: None,
+            quic: None,
+            cluster: None,
             _config: config,
         };
         node.wait_log("node up");
@@ -179,6 +187,8 @@ impl NodeProc {
                 self.tcp = self.tcp.or(addr_after(&line, "tcp="));
                 self.http = self.http.or(addr_after(&line, "http="));
                 self.admin = self.admin.or(addr_after(&line, "admin="));
+                self.quic = self.quic.or(addr_after(&line, "quic="));
+                self.cluster = self.cluster.or(addr_after(&line, "cluster="));
             }
             self.log.push(line.clone());
             if line.contains(needle) {
@@ -197,6 +207,14 @@ impl NodeProc {
 
     pub fn admin(&self) -> SocketAddr {
         self.admin.expect("the node logged its admin address")
+    }
+
+    pub fn quic(&self) -> SocketAddr {
+        self.quic.expect("the node logged its quic address")
+    }
+
+    pub fn cluster(&self) -> SocketAddr {
+        self.cluster.expect("the node logged its cluster address")
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,1 @@
+//! MCP over QUIC listener (in progress).
