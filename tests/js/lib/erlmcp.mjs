@@ -31,7 +31,8 @@ export function within(ms, what, promise) {
  * the exit code (SIGKILL and null after STOP_TIMEOUT_MS).
  */
 export async function startNode(name) {
-  const argv = ['node', '--name', name, '--http', '127.0.0.1:0', '--tcp', '127.0.0.1:0', '--admin', '127.0.0.1:0'];
+  const argv = ['node', '--name', name, '--http', '127.0.0.1:0', '--tcp', '127.0.0.1:0', '--admin', '127.0.0.1:0',
+    '--quic', '127.0.0.1:0', '--cluster', '127.0.0.1:0'];
   const child = spawn(ERLMCP_BIN, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', RUST_BACKTRACE: '1' },
