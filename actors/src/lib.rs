@@ -8,11 +8,14 @@
 //! - [`engine::Engine`]: starts the above under `erlmcp-supervisors` trees and gives listeners
 //!   one call to serve a connection.
 //!
-//! Still to come: Membership, Replicator, Queue, Cache, RateLimiter. Nothing here parses sockets
+//! - [`cluster`]: ClusterSup — the QUIC endpoint, ractor_cluster's NodeServer, Membership.
+//!
+//! Still to come: Replicator, Queue, Cache, RateLimiter. Nothing here parses sockets
 //! or CLI flags.
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod connection;
 pub mod engine;
 pub mod env;

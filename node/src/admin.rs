@@ -112,6 +112,9 @@ impl Actor for AdminActor {
             }
         });
         a.status.set(Listener::Admin, Some(local.to_string()));
+        if let Some(c) = &a.status.cluster {
+            c.set_admin_addr(local.to_string());
+        }
         tracing::info!(admin = %local, "listening");
         Ok(AdminState {
             local,
@@ -139,6 +142,7 @@ fn router(ctx: Ctx) -> Router {
         .route("/ready", get(ready))
         .route("/admin/stats", get(stats))
         .route("/admin/tree", get(tree))
+        .route("/admin/cluster", get(cluster))
         .fallback(not_found)
         .with_state(ctx)
 }
@@ -223,6 +227,35 @@ async fn tree(State(ctx): State<Ctx>) -> Response {
     }
 }
 
+/// The member view (`erlmcp status` prints it) plus the cluster's failure counters.
+async fn cluster(State(ctx): State<Ctx>) -> Response {
+    let Some(cluster) = &ctx.status.cluster else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "this node runs without a cluster endpoint (--cluster)"})),
+        )
+            .into_response();
+    };
+    match timeout(CALL_TIMEOUT, cluster.snapshot()).await {
+        Ok(Some(view)) => {
+            let mut body = json!(view);
+            let counters: serde_json::Map<String, Value> = cluster
+                .counters()
+                .pairs()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            body["counters"] = Value::Object(counters);
+            Json(body).into_response()
+        }
+        Ok(None) | Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "membership is not running or not answering"})),
+        )
+            .into_response(),
+    }
+}
+
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
 }
@@ -250,7 +283,7 @@ mod tests {
     async fn ready_is_503_naming_what_is_not_running() {
         // A node whose tree is not started: only the admin API runs.
         let cfg = NodeConfig::merge(FileConfig::default(), &NodeArgs::default()).unwrap();
-        let node = Node::new(cfg);
+        let node = Node::new(cfg).unwrap();
         let args = AdminArgs {
             addr: "127.0.0.1:0".into(),
             engine: node.engine.clone(),
@@ -272,7 +305,9 @@ mod tests {
                 "shard",
                 "connection supervisor",
                 "tcp listener",
-                "http listener"
+                "http listener",
+                "quic listener",
+                "cluster listener"
             ])
         );
         let (code, body) = get(&addr, "/health").await;

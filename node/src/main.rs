@@ -100,8 +100,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let grace = cfg.shutdown_grace;
     let name = cfg.name.clone();
     let stdio = cfg.stdio;
-    let node = tree::Node::new(cfg);
-    let (root, handle) = Supervisor::start(node.spec())
+    let node = tree::Node::new(cfg)?;
+    let (root, handle) = Supervisor::start(node.spec()?)
         .await
         .map_err(|e| anyhow::anyhow!("{}", startup_error(&e)))
         .context("starting the node's supervision tree")?;
@@ -170,6 +170,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // ractor_cluster compiles aws-lc-rs in next to ring, so rustls cannot pick a provider by
+    // itself; our configs name ring explicitly, this covers any library that asks for the default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! NodeSup (rest_for_one)
+//! ├── ClusterSup (rest_for_one)     erlmcp_actors::cluster (--cluster): NodeServer,
+//! │                                 QuicEndpoint, Membership (+ ClusterAgent)
 //! ├── ShardSup (one_for_one)        engine.shard_sup(): the shard and its sessions
 //! └── ListenerSup (one_for_one)
 //!     ├── ConnectionSup (dynamic)   engine.connection_sup(): one Connection per client
 //!     ├── Tcp                       NDJSON over TCP            (--tcp)
 //!     ├── Http                      MCP Streamable HTTP, /mcp  (--http)
+//!     ├── Quic                      MCP over QUIC, ALPN mcp    (--quic)
 //!     ├── Stdio                     one session on stdin/stdout (--stdio)
 //!     └── Admin                     /health /ready /admin/*    (--admin)
 //! ```
@@ -21,8 +24,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use anyhow::{Context, bail};
+use erlmcp_actors::cluster::{Cluster, ClusterConfig, DEFAULT_MAX_FRAME_BYTES};
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
+use erlmcp_runtime::cluster::tls::{self, NodeIdentity};
+use erlmcp_runtime::cluster::transport::{TransportTuning, cluster_transport};
 use erlmcp_runtime::engine::ServerInfo;
 use erlmcp_runtime::registry::Registry;
 use erlmcp_runtime::store::SessionStore;
@@ -32,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::NodeConfig;
 use crate::pump::Drain;
-use crate::{admin, http, stdio, tcp};
+use crate::{admin, http, quic, stdio, tcp};
 
 /// Fixture packs `--fixtures` can add (opt-in; never served by default).
 pub const FIXTURE_PACKS: &[&str] = &["conformance"];
@@ -76,13 +83,84 @@ pub struct Node {
     pub stdio_done: CancellationToken,
     /// Stops the listeners and lets the connections finish (shutdown).
     pub drain: Drain,
+    /// The node's TLS identity (cluster and MCP-over-QUIC), if either runs.
+    pub identity: Option<NodeIdentity>,
     cfg: NodeConfig,
+}
+
+/// True when `addr` (HOST:PORT) names a loopback host.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The node's TLS identity: from `--certs DIR`, or dev mode (loopback only).
+fn identity(cfg: &NodeConfig) -> anyhow::Result<Option<NodeIdentity>> {
+    if cfg.cluster.is_none() && cfg.quic.is_none() {
+        return Ok(None);
+    }
+    if let Some(dir) = &cfg.certs {
+        let id = NodeIdentity::load(dir, &cfg.name)
+            .with_context(|| format!("loading the certificates of node {:?}", cfg.name))?;
+        return Ok(Some(id));
+    }
+    // Dev mode: the CA is derived from the cookie, so anyone who knows the cookie can mint a
+    // node certificate. Acceptable on one machine, not on a network.
+    let addrs = cfg
+        .cluster
+        .iter()
+        .chain(cfg.cluster_advertise.iter())
+        .chain(cfg.quic.iter())
+        .chain(cfg.join.iter());
+    for a in addrs {
+        if !is_loopback(a) {
+            bail!(
+                "{a} is not a loopback address: without --certs the node runs in dev mode, which is \
+                 loopback-only; create certificates with `erlmcp certs init --out DIR` and pass --certs DIR"
+            );
+        }
+    }
+    let id = NodeIdentity::dev(&cfg.cookie, &cfg.name).context("creating the dev-mode identity")?;
+    tracing::warn!(
+        node = %cfg.name,
+        "no --certs: dev mode, an ephemeral cluster CA derived from the cookie (loopback only; \
+         use `erlmcp certs init` for anything else)"
+    );
+    Ok(Some(id))
 }
 
 impl Node {
     /// A node for `cfg`, serving the built-in `core` pack. Nothing runs until [`Node::spec`]
-    /// is started.
-    pub fn new(cfg: NodeConfig) -> Self {
+    /// is started. Fails when its certificates cannot be loaded or made.
+    pub fn new(cfg: NodeConfig) -> anyhow::Result<Self> {
+        let identity = identity(&cfg)?;
+        let cluster = match (&cfg.cluster, &identity) {
+            (Some(bind), Some(id)) => {
+                let tuning = TransportTuning {
+                    keepalive: cfg.cluster_keepalive,
+                    idle_timeout: cfg.cluster_idle_timeout,
+                };
+                let transport = cluster_transport(tuning).context("cluster transport")?;
+                Some(Cluster::new(ClusterConfig {
+                    name: cfg.name.clone(),
+                    bind: bind.clone(),
+                    advertise: cfg.cluster_advertise.clone(),
+                    seeds: cfg.join.clone(),
+                    cookie: cfg.cookie.clone(),
+                    server_config: tls::cluster_server_config(id, transport.clone())
+                        .context("cluster TLS")?,
+                    client_config: tls::cluster_client_config(id, transport)
+                        .context("cluster TLS")?,
+                    tuning,
+                    max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+                }))
+            }
+            _ => None,
+        };
         let engine = Engine::new(NodeEnv {
             registry: Arc::new(registry(&cfg.fixtures)),
             info: ServerInfo::default(),
@@ -90,10 +168,11 @@ impl Node {
             store: SessionStore::new(),
             config: cfg.engine.clone(),
         });
-        let status = Arc::new(NodeStatus::new(&cfg.name));
+        let status = Arc::new(NodeStatus::new(&cfg.name, cluster));
         for (configured, l) in [
             (cfg.tcp.is_some(), Listener::Tcp),
             (cfg.http.is_some(), Listener::Http),
+            (cfg.quic.is_some(), Listener::Quic),
             (cfg.stdio, Listener::Stdio),
             (cfg.admin.is_some(), Listener::Admin),
         ] {
@@ -101,17 +180,18 @@ impl Node {
                 status.expect(l);
             }
         }
-        Self {
+        Ok(Self {
             engine,
             status,
             stdio_done: CancellationToken::new(),
             drain: Drain::default(),
+            identity,
             cfg,
-        }
+        })
     }
 
     /// The whole tree.
-    pub fn spec(&self) -> SupervisorSpec {
+    pub fn spec(&self) -> anyhow::Result<SupervisorSpec> {
         let mut listeners = SupervisorSpec::new("ListenerSup", Strategy::OneForOne)
             .intensity(5, Duration::from_secs(10))
             .child(self.engine.connection_sup());
@@ -133,6 +213,15 @@ impl Node {
                 status: self.status.clone(),
             }));
         }
+        if let (Some(addr), Some(id)) = (&self.cfg.quic, &self.identity) {
+            listeners = listeners.child(quic::child_spec(
+                addr.clone(),
+                tls::mcp_server_config(id).context("MCP-over-QUIC TLS")?,
+                self.engine.clone(),
+                self.drain.clone(),
+                self.status.clone(),
+            ));
+        }
         if self.cfg.stdio {
             listeners = listeners.child(stdio::child_spec(
                 self.engine.clone(),
@@ -148,10 +237,15 @@ impl Node {
                 self.status.clone(),
             ));
         }
-        SupervisorSpec::new(format!("NodeSup[{}]", self.cfg.name), Strategy::RestForOne)
-            .intensity(3, Duration::from_secs(5))
+        let mut root =
+            SupervisorSpec::new(format!("NodeSup[{}]", self.cfg.name), Strategy::RestForOne)
+                .intensity(3, Duration::from_secs(5));
+        if let Some(c) = &self.status.cluster {
+            root = root.child(c.child_spec());
+        }
+        Ok(root
             .child(self.engine.shard_sup())
-            .child(ChildSpec::supervisor("ListenerSup", listeners))
+            .child(ChildSpec::supervisor("ListenerSup", listeners)))
     }
 }
 
@@ -196,15 +290,18 @@ pub struct NodeStatus {
     pub root: OnceLock<SupervisorRef>,
     /// TCP connections accepted since start.
     pub tcp_accepted: AtomicU64,
+    /// The cluster side, if the node runs one.
+    pub cluster: Option<Cluster>,
 }
 
 impl NodeStatus {
-    fn new(name: &str) -> Self {
+    fn new(name: &str, cluster: Option<Cluster>) -> Self {
         Self {
             name: name.to_string(),
             listeners: Mutex::new(BTreeMap::new()),
             root: OnceLock::new(),
             tcp_accepted: AtomicU64::new(0),
+            cluster,
         }
     }
 
@@ -221,12 +318,20 @@ impl NodeStatus {
         self.lock().insert(l, at);
     }
 
-    /// Configured listeners and where they are bound.
+    /// Configured listeners and where they are bound (the cluster endpoint included).
     pub fn listeners(&self) -> Vec<(&'static str, Option<String>)> {
-        self.lock()
+        let mut all: Vec<_> = self
+            .lock()
             .iter()
             .map(|(l, a)| (l.name(), a.clone()))
-            .collect()
+            .collect();
+        if let Some(c) = &self.cluster {
+            all.push((
+                Listener::Cluster.name(),
+                c.local_addr().map(|a| a.to_string()),
+            ));
+        }
+        all
     }
 
     /// What the node still waits for before it is ready (empty: ready).

@@ -131,23 +131,20 @@ impl NodeProc {
 
     /// [`NodeProc::start`] with this `RUST_LOG` filter (e.g. `info,erlmcp::http=debug`).
     pub fn start_logging(config: Option<&str>, args: &[&str], rust_log: &str) -> Self {
+        Self::start_with(config, &["--name", "test@127.0.0.1"], args, rust_log)
+    }
+
+    /// `erlmcp node` with `first` (e.g. `--name N`), then `args`; every listener that neither
+    /// sets runs on an ephemeral port.
+    pub fn start_with(config: Option<&str>, first: &[&str], args: &[&str], rust_log: &str) -> Self {
         let config = config.map(|c| TempFile::new("toml", c));
         let mut cmd = Command::new(bin());
-        cmd.args([
-            "node",
-            "--name",
-            "test@127.0.0.1",
-            "--tcp",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-            "--quic",
-            "127.0.0.1:0",
-            "--cluster",
-            "127.0.0.1:0",
-        ]);
+        cmd.arg("node").args(first);
+        for flag in ["--tcp", "--http", "--admin", "--quic", "--cluster"] {
+            if !first.contains(&flag) && !args.contains(&flag) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
         if let Some(c) = &config {
             cmd.args(["--config", c.path()]);
         }
@@ -429,6 +426,65 @@ pub fn wait_stats(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) 
             Instant::now() < deadline,
             "stats never showed {what}: {stats}"
         );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `GET path` like [`http_get`], but `None` instead of a panic when the connection fails or the
+/// answer is not JSON: for polling a node that is still starting or an endpoint that may not
+/// exist yet.
+pub fn try_http_get(addr: SocketAddr, path: &str) -> Option<(u16, Value)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(WAIT)).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, serde_json::from_str(body).ok()?))
+}
+
+/// A random base port in 20000..40000 such that `base..base + span` are all free on 127.0.0.1
+/// for both TCP and UDP right now (checked by binding each); for tests that need fixed ports
+/// (e.g. `erlmcp dev-cluster`). Panics after a few unlucky tries.
+pub fn free_port_block(span: u16) -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    for _ in 0..20 {
+        let r = RandomState::new().hash_one(std::process::id());
+        let base = 20_000 + (r % 20_000) as u16;
+        let free = (base..base + span).all(|p| {
+            std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no free block of {span} ports in 20000..40000");
+}
+
+/// Sends a signal (`-TERM`, `-INT`, `-KILL`) to a process with kill(1).
+pub fn kill_pid(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill {sig} {pid} failed");
+}
+
+/// Waits (bounded by [`WAIT`]) for a child to exit.
+pub fn wait_child(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "process {} did not exit", child.id());
         std::thread::sleep(POLL);
     }
 }

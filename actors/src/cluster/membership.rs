@@ -1,0 +1,600 @@
+//! `Membership`: a thin actor around [`MemberView`]. It turns ractor_cluster's node-session
+//! events and quinn's connection state into member states, dials what the view says to dial,
+//! gossips the member list, and publishes every state change.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use erlmcp_runtime::cluster::membership::{ClusterSnapshot, MemberEvent, MemberState, MemberView};
+use erlmcp_runtime::cluster::tls::CLUSTER_SERVER_NAME;
+use erlmcp_runtime::cluster::transport::QuicBidi;
+use erlmcp_runtime::cluster::wire::{self, Gossip, MemberRecord};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster::node::NodeServerSessionInformation;
+use ractor_cluster::{NodeEventSubscription, NodeServerMessage, NodeSessionMessage};
+use tokio::task::JoinHandle;
+
+use super::agent::{AgentMsg, ClusterAgent, agent_on};
+use super::{RACTOR_HOST, Shared, lock};
+
+/// How often Membership dials, checks liveness and round-trip times.
+const TICK: Duration = Duration::from_millis(50);
+/// How often the member list is gossiped to every connected peer.
+const GOSSIP_EVERY: Duration = Duration::from_secs(1);
+/// A dial that has not completed its QUIC handshake by then has failed.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a leaving node waits for each peer to acknowledge its leave.
+const LEAVE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The Membership actor.
+pub struct Membership;
+
+/// What a node session did (from ractor_cluster's NodeServer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStep {
+    /// Opened (not authenticated yet).
+    Opened,
+    /// Passed the cookie check.
+    Authenticated,
+    /// State exchanged; process groups synced.
+    Ready,
+    /// Closed.
+    Closed,
+}
+
+/// Membership's messages (local only).
+pub enum MembershipMsg {
+    /// Periodic work: dials, liveness, gossip.
+    Tick,
+    /// A node-session event.
+    Session {
+        /// What happened.
+        step: SessionStep,
+        /// The session.
+        info: NodeServerSessionInformation,
+    },
+    /// A QUIC connection to a peer is established (`dialed`: the address we dialled).
+    Connected {
+        /// The connection.
+        conn: quinn::Connection,
+        /// The address dialled, if this node dialled it.
+        dialed: Option<String>,
+    },
+    /// A dial failed.
+    DialFailed {
+        /// The address dialled.
+        addr: String,
+        /// Why.
+        error: String,
+    },
+    /// A QUIC connection closed.
+    ConnClosed {
+        /// Its remote address.
+        remote: SocketAddr,
+        /// Its id (a newer connection from the same address must not be dropped).
+        id: usize,
+        /// Why.
+        reason: String,
+    },
+    /// Gossip from a peer (bincode [`Gossip`]).
+    Gossip(Vec<u8>),
+    /// The member view.
+    Snapshot(RpcReplyPort<ClusterSnapshot>),
+    /// ractor_cluster's node id of a connected member.
+    NodeIdOf(String, RpcReplyPort<Option<u64>>),
+}
+impl ractor::Message for MembershipMsg {}
+
+struct Sess {
+    actor: ActorRef<NodeSessionMessage>,
+    node_id: u64,
+    peer_addr: String,
+    is_server: bool,
+    name: Option<String>,
+    authenticated: bool,
+    ready: bool,
+}
+
+struct Conn {
+    conn: quinn::Connection,
+    dialed: Option<String>,
+    rx: u64,
+    last_rx: Instant,
+}
+
+/// Membership's state.
+pub struct MembershipState {
+    shared: Arc<Shared>,
+    view: MemberView,
+    agent: ActorRef<AgentMsg>,
+    sessions: HashMap<ActorId, Sess>,
+    conns: HashMap<SocketAddr, Conn>,
+    ticker: JoinHandle<()>,
+    last_gossip: Instant,
+    rng: u64,
+    suspect_after: Duration,
+}
+
+/// Forwards NodeServer events to Membership.
+struct Subscription(ActorRef<MembershipMsg>);
+
+impl Subscription {
+    fn send(&self, step: SessionStep, info: NodeServerSessionInformation) {
+        let _ = self.0.cast(MembershipMsg::Session { step, info });
+    }
+}
+
+impl NodeEventSubscription for Subscription {
+    fn node_session_opened(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionStep::Opened, ses);
+    }
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionStep::Closed, ses);
+    }
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionStep::Authenticated, ses);
+    }
+    fn node_session_ready(&self, ses: NodeServerSessionInformation) {
+        self.send(SessionStep::Ready, ses);
+    }
+}
+
+/// Our node name from ractor_cluster's `NAME@HOST`.
+fn node_name(full: &str) -> &str {
+    full.strip_suffix(RACTOR_HOST)
+        .and_then(|s| s.strip_suffix('@'))
+        .unwrap_or(full)
+}
+
+fn advertised(shared: &Shared) -> String {
+    if let Some(a) = &shared.cfg.advertise {
+        return a.clone();
+    }
+    match lock(&shared.endpoint)
+        .as_ref()
+        .and_then(|e| e.local_addr().ok())
+    {
+        Some(a) if a.ip().is_unspecified() => {
+            tracing::warn!(
+                cluster = %a,
+                "bound to an unspecified address: peers are told 127.0.0.1; set --cluster-advertise"
+            );
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port()).to_string()
+        }
+        Some(a) => a.to_string(),
+        None => shared.cfg.bind.clone(),
+    }
+}
+
+fn publish(shared: &Shared, events: Vec<MemberEvent>) {
+    for e in events {
+        let state = e.to.as_str();
+        match e.to {
+            MemberState::Up => {
+                tracing::info!(member = %e.name, incarnation = e.incarnation, "member up")
+            }
+            MemberState::Suspect => tracing::info!(member = %e.name, "member suspect"),
+            MemberState::Down if e.from.is_none() => {
+                tracing::info!(member = %e.name, "member known")
+            }
+            MemberState::Down => tracing::warn!(member = %e.name, "member down"),
+            MemberState::Left => tracing::info!(member = %e.name, "member left"),
+        }
+        tracing::debug!(member = %e.name, state, "member state");
+        let _ = shared.events.send(e);
+    }
+}
+
+impl MembershipState {
+    fn jitter(&mut self) -> f64 {
+        // xorshift64*: enough to spread redials; no need for a cryptographic generator.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn gossip_to(&self, node_id: u64, bytes: &[u8]) {
+        if let Some(agent) = agent_on(node_id) {
+            let _ = agent.cast(AgentMsg::Gossip(bytes.to_vec()));
+        }
+    }
+
+    fn gossip_all(&mut self) {
+        let bytes = wire::encode(&Gossip::Members(self.view.records()));
+        for s in self.sessions.values().filter(|s| s.ready) {
+            self.gossip_to(s.node_id, &bytes);
+        }
+        self.last_gossip = Instant::now();
+    }
+
+    fn dial(&mut self, myself: &ActorRef<MembershipMsg>, addr: String) {
+        let endpoint = lock(&self.shared.endpoint).clone();
+        let server = lock(&self.shared.node_server).clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = dial(endpoint, server, &addr).await;
+            let _ = match result {
+                Ok(conn) => me.cast(MembershipMsg::Connected {
+                    conn,
+                    dialed: Some(addr),
+                }),
+                Err(error) => me.cast(MembershipMsg::DialFailed { addr, error }),
+            };
+        });
+    }
+
+    fn tick(&mut self, myself: &ActorRef<MembershipMsg>) {
+        let now = Instant::now();
+        for addr in self.view.due_dials(now) {
+            self.dial(myself, addr);
+        }
+        // Liveness from the QUIC connection under each ready session: keep-alives arrive every
+        // `keepalive`, so a connection that received nothing for a few of them is suspect.
+        let mut events = Vec::new();
+        for s in self.sessions.values().filter(|s| s.ready) {
+            let (Some(name), Ok(addr)) = (&s.name, s.peer_addr.parse::<SocketAddr>()) else {
+                continue;
+            };
+            let Some(c) = self.conns.get_mut(&addr) else {
+                continue;
+            };
+            let rx = c.conn.stats().udp_rx.datagrams;
+            if rx != c.rx {
+                c.rx = rx;
+                c.last_rx = now;
+            }
+            let silent = now.saturating_duration_since(c.last_rx);
+            let rtt = Some(c.conn.rtt());
+            events.extend(
+                self.view
+                    .liveness(name, silent, self.suspect_after, rtt, now),
+            );
+        }
+        publish(&self.shared, events);
+        let admin = lock(&self.shared.admin_addr).clone();
+        if admin.is_some() && admin != self.view.me().admin_addr {
+            self.view.set_admin_addr(admin);
+            self.gossip_all();
+        }
+        if now.saturating_duration_since(self.last_gossip) >= GOSSIP_EVERY {
+            self.gossip_all();
+        }
+    }
+
+    fn on_session(&mut self, step: SessionStep, info: NodeServerSessionInformation) {
+        let id = info.actor.get_id();
+        let name = info
+            .peer_name
+            .as_ref()
+            .map(|n| node_name(&n.name).to_string());
+        let now = Instant::now();
+        match step {
+            SessionStep::Opened => {
+                self.sessions.insert(
+                    id,
+                    Sess {
+                        actor: info.actor.clone(),
+                        node_id: info.node_id,
+                        peer_addr: info.peer_addr.clone(),
+                        is_server: info.is_server,
+                        name,
+                        authenticated: false,
+                        ready: false,
+                    },
+                );
+            }
+            SessionStep::Authenticated | SessionStep::Ready => {
+                let s = self.sessions.entry(id).or_insert_with(|| Sess {
+                    actor: info.actor.clone(),
+                    node_id: info.node_id,
+                    peer_addr: info.peer_addr.clone(),
+                    is_server: info.is_server,
+                    name: None,
+                    authenticated: false,
+                    ready: false,
+                });
+                s.authenticated = true;
+                if name.is_some() {
+                    s.name = name;
+                }
+                if step == SessionStep::Ready && !s.ready {
+                    s.ready = true;
+                    let Some(name) = s.name.clone() else {
+                        return;
+                    };
+                    let node_id = s.node_id;
+                    let dialed = if s.is_server {
+                        None
+                    } else {
+                        s.peer_addr
+                            .parse::<SocketAddr>()
+                            .ok()
+                            .and_then(|a| self.conns.get(&a))
+                            .and_then(|c| c.dialed.clone())
+                    };
+                    self.shared
+                        .counters
+                        .sessions_ready
+                        .fetch_add(1, Ordering::Relaxed);
+                    let events = self.view.session_ready(&name, dialed.as_deref(), now);
+                    publish(&self.shared, events);
+                    let bytes = wire::encode(&Gossip::Members(self.view.records()));
+                    self.gossip_to(node_id, &bytes);
+                }
+            }
+            SessionStep::Closed => {
+                let Some(s) = self.sessions.remove(&id) else {
+                    return;
+                };
+                if !s.authenticated {
+                    self.shared
+                        .counters
+                        .auth_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        peer = %s.peer_addr,
+                        "cluster session closed before authentication (wrong cookie, or not an erlmcp node)"
+                    );
+                    return;
+                }
+                let Some(name) = s.name else { return };
+                let still_up = self
+                    .sessions
+                    .values()
+                    .any(|o| o.ready && o.name.as_deref() == Some(name.as_str()));
+                if s.ready && !still_up {
+                    let events = self.view.session_closed(&name, now);
+                    publish(&self.shared, events);
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self, myself: &ActorRef<MembershipMsg>, conn: quinn::Connection, dialed: Option<String>) {
+        let now = Instant::now();
+        if let Some(addr) = &dialed {
+            let j = self.jitter();
+            self.view.dial_done(addr, j, now);
+        }
+        let remote = conn.remote_address();
+        let id = conn.stable_id();
+        let watch = conn.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let reason = watch.closed().await.to_string();
+            let _ = me.cast(MembershipMsg::ConnClosed { remote, id, reason });
+        });
+        let rx = conn.stats().udp_rx.datagrams;
+        self.conns.insert(
+            remote,
+            Conn {
+                conn,
+                dialed,
+                rx,
+                last_rx: now,
+            },
+        );
+    }
+
+    fn on_conn_closed(&mut self, remote: SocketAddr, id: usize, reason: &str) {
+        if self
+            .conns
+            .get(&remote)
+            .is_some_and(|c| c.conn.stable_id() == id)
+        {
+            self.conns.remove(&remote);
+        }
+        // The node sessions on it cannot go on; stop them now rather than wait for their reads
+        // to fail, so the member is marked down at once.
+        let label = remote.to_string();
+        for s in self.sessions.values().filter(|s| s.peer_addr == label) {
+            tracing::debug!(peer = %label, reason, "cluster connection closed; ending its node session");
+            s.actor.stop(Some(format!("QUIC connection closed: {reason}")));
+        }
+    }
+
+    fn on_gossip(&mut self, bytes: &[u8]) {
+        let now = Instant::now();
+        match wire::decode(bytes) {
+            Ok(Gossip::Members(records)) => {
+                let events = self.view.gossip(&records, now);
+                publish(&self.shared, events);
+            }
+            Ok(Gossip::Leave { name, incarnation }) => {
+                let events = self.view.leave(&name, incarnation, now);
+                publish(&self.shared, events);
+            }
+            Err(e) => {
+                self.shared
+                    .counters
+                    .bad_gossip
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "dropping malformed gossip");
+            }
+        }
+    }
+}
+
+async fn dial(
+    endpoint: Option<quinn::Endpoint>,
+    server: Option<ActorRef<NodeServerMessage>>,
+    addr: &str,
+) -> Result<quinn::Connection, String> {
+    let (Some(endpoint), Some(server)) = (endpoint, server) else {
+        return Err("the cluster endpoint is not running".into());
+    };
+    let target = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to no address"))?;
+    let connecting = endpoint
+        .connect(target, CLUSTER_SERVER_NAME)
+        .map_err(|e| e.to_string())?;
+    let conn = tokio::time::timeout(DIAL_TIMEOUT, connecting)
+        .await
+        .map_err(|_| format!("no QUIC handshake within {DIAL_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let stream = QuicBidi {
+        send,
+        recv,
+        peer: conn.remote_address(),
+        local: endpoint.local_addr().ok(),
+    };
+    ractor_cluster::client_connect_external(&server, Box::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+impl Actor for Membership {
+    type Msg = MembershipMsg;
+    type State = MembershipState;
+    type Arguments = Arc<Shared>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<MembershipMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<MembershipState, ActorProcessingErr> {
+        let now = Instant::now();
+        let me = MemberRecord {
+            name: shared.cfg.name.clone(),
+            cluster_addr: advertised(&shared),
+            admin_addr: lock(&shared.admin_addr).clone(),
+            incarnation: shared.incarnation,
+            left: false,
+        };
+        let view = MemberView::new(me, shared.cfg.seeds.clone(), now);
+        let (agent, _) =
+            Actor::spawn_linked(None, ClusterAgent, myself.clone(), myself.get_cell()).await?;
+        let server = lock(&shared.node_server)
+            .clone()
+            .ok_or("the node server is not running")?;
+        server.cast(NodeServerMessage::SubscribeToEvents {
+            id: "erlmcp.membership".into(),
+            subscription: Box::new(Subscription(myself.clone())),
+        })?;
+        let ticker = myself.send_interval(TICK, || MembershipMsg::Tick);
+        let _ = myself.cast(MembershipMsg::Tick);
+        tracing::info!(
+            node = %shared.cfg.name,
+            incarnation = shared.incarnation,
+            seeds = ?shared.cfg.seeds,
+            "membership started"
+        );
+        let suspect_after = shared.cfg.tuning.keepalive.mul_f64(2.5);
+        Ok(MembershipState {
+            rng: shared.incarnation | 1,
+            shared,
+            view,
+            agent,
+            sessions: HashMap::new(),
+            conns: HashMap::new(),
+            ticker,
+            last_gossip: now,
+            suspect_after,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<MembershipMsg>,
+        s: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        s.ticker.abort();
+        // Graceful leave: every connected peer hears it (and acknowledges) before the endpoint
+        // closes, so they mark this node `left` instead of `down` and do not redial it.
+        let me = s.view.leaving();
+        let bytes = wire::encode(&Gossip::Leave {
+            name: me.name.clone(),
+            incarnation: me.incarnation,
+        });
+        let calls = s.sessions.values().filter(|x| x.ready).filter_map(|x| {
+            let agent = agent_on(x.node_id)?;
+            let bytes = bytes.clone();
+            Some(async move {
+                agent
+                    .call(|r| AgentMsg::Leave(bytes, r), Some(LEAVE_TIMEOUT))
+                    .await
+            })
+        });
+        let acks = futures::future::join_all(calls).await;
+        tracing::info!(
+            peers = acks.len(),
+            acknowledged = acks.iter().filter(|a| a.as_ref().is_ok_and(|r| r.is_success())).count(),
+            "left the mesh"
+        );
+        if let Some(server) = lock(&s.shared.node_server).clone() {
+            let _ = server.cast(NodeServerMessage::UnsubscribeToEvents(
+                "erlmcp.membership".into(),
+            ));
+        }
+        s.agent.stop(None);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<MembershipMsg>,
+        msg: MembershipMsg,
+        s: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            MembershipMsg::Tick => s.tick(&myself),
+            MembershipMsg::Session { step, info } => s.on_session(step, info),
+            MembershipMsg::Connected { conn, dialed } => s.on_connected(&myself, conn, dialed),
+            MembershipMsg::DialFailed { addr, error } => {
+                s.shared
+                    .counters
+                    .dial_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                let j = s.jitter();
+                s.view.dial_done(&addr, j, Instant::now());
+                let attempt = s.view.dial_attempts(&addr);
+                // Log the first failure and then every doubling, not every retry.
+                if attempt.is_power_of_two() {
+                    tracing::warn!(peer = %addr, attempt, %error, "cannot reach cluster peer; retrying with backoff");
+                } else {
+                    tracing::debug!(peer = %addr, attempt, %error, "dial failed");
+                }
+            }
+            MembershipMsg::ConnClosed { remote, id, reason } => {
+                s.on_conn_closed(remote, id, &reason)
+            }
+            MembershipMsg::Gossip(bytes) => s.on_gossip(&bytes),
+            MembershipMsg::Snapshot(reply) => {
+                let _ = reply.send(s.view.snapshot(Instant::now()));
+            }
+            MembershipMsg::NodeIdOf(name, reply) => {
+                let id = s
+                    .sessions
+                    .values()
+                    .find(|x| x.ready && x.name.as_deref() == Some(name.as_str()))
+                    .map(|x| x.node_id);
+                let _ = reply.send(id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<MembershipMsg>,
+        evt: SupervisionEvent,
+        _: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            // The agent is part of Membership: if it dies, so does Membership (and ClusterSup
+            // restarts both).
+            SupervisionEvent::ActorFailed(_, e) => Err(format!("cluster agent failed: {e}").into()),
+            SupervisionEvent::ActorTerminated(..) => Err("cluster agent stopped".into()),
+            _ => Ok(()),
+        }
+    }
+}

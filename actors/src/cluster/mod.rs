@@ -1,0 +1,247 @@
+//! The cluster side of a node: `ClusterSup` and its children.
+//!
+//! ```text
+//! ClusterSup (rest_for_one)
+//! ├── NodeServer     ractor_cluster's session manager (Isolated mode; its TCP listener sits
+//! │                  unused on 127.0.0.1:0, node sessions arrive over QUIC instead)
+//! ├── QuicEndpoint   the quinn endpoint (ALPN erlmcp-cluster, mutual TLS); hands every
+//! │                  accepted bidirectional stream to NodeServer as one node session
+//! └── Membership     dials seeds and learned members, keeps the member view (up / suspect /
+//!     │              down / left), gossips it, publishes node-up/node-down events, leaves
+//!     │              gracefully on shutdown
+//!     └── ClusterAgent   remote-addressable (process group `erlmcp.cluster.agent`): receives
+//!                        peers' gossip and answers pings
+//! ```
+//!
+//! A child that fails restarts with everything after it (rest_for_one): a new endpoint means a new
+//! Membership that redials. Remote actor ids change when a peer reconnects, so peers' agents are
+//! always looked up again through the process group, never cached.
+
+mod agent;
+mod endpoint;
+mod membership;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use erlmcp_runtime::cluster::membership::{ClusterSnapshot, MemberEvent};
+use erlmcp_runtime::cluster::transport::TransportTuning;
+use erlmcp_supervisors::{ChildSpec, Shutdown, Strategy, SupervisorSpec};
+use ractor::{Actor, ActorCell, ActorRef};
+use ractor_cluster::node::NodeConnectionMode;
+use ractor_cluster::{NodeServer, NodeServerMessage};
+use tokio::sync::broadcast;
+
+pub use agent::{AGENT_GROUP, AgentMsg, ClusterAgent};
+pub use membership::{Membership, MembershipMsg};
+
+/// The hostname part of ractor_cluster node names (`NAME@erlmcp`); it is never dialled (node
+/// sessions arrive over QUIC), so a constant keeps names comparable across hosts.
+pub const RACTOR_HOST: &str = "erlmcp";
+
+/// Default largest inbound cluster frame (ractor_cluster's own default).
+pub const DEFAULT_MAX_FRAME_BYTES: u64 = ractor_cluster::DEFAULT_MAX_INBOUND_FRAME_SIZE;
+
+/// What a node's cluster side needs.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// This node's name (unique in the mesh).
+    pub name: String,
+    /// UDP address to bind (port 0: any free port).
+    pub bind: String,
+    /// Address peers should dial (`None`: the bound address).
+    pub advertise: Option<String>,
+    /// Seeds to join.
+    pub seeds: Vec<String>,
+    /// Shared secret, checked by ractor_cluster after TLS.
+    pub cookie: String,
+    /// TLS for accepted connections (requires client certificates).
+    pub server_config: quinn::ServerConfig,
+    /// TLS for dialled connections (presents this node's certificate).
+    pub client_config: quinn::ClientConfig,
+    /// Keep-alive and idle timeout.
+    pub tuning: TransportTuning,
+    /// Largest inbound node-session frame.
+    pub max_frame_bytes: u64,
+}
+
+/// Counters the admin API and the tests read.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    /// QUIC handshakes that failed (bad certificate, wrong ALPN, garbage).
+    pub handshake_failures: AtomicU64,
+    /// Node sessions that closed before authenticating (wrong cookie, not a node).
+    pub auth_failures: AtomicU64,
+    /// Dials that failed to connect.
+    pub dial_failures: AtomicU64,
+    /// Node sessions that became ready.
+    pub sessions_ready: AtomicU64,
+    /// Gossip payloads dropped as malformed.
+    pub bad_gossip: AtomicU64,
+}
+
+impl ClusterCounters {
+    /// The counters as JSON-friendly pairs.
+    pub fn pairs(&self) -> [(&'static str, u64); 5] {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("handshake_failures", g(&self.handshake_failures)),
+            ("auth_failures", g(&self.auth_failures)),
+            ("dial_failures", g(&self.dial_failures)),
+            ("sessions_ready", g(&self.sessions_ready)),
+            ("bad_gossip", g(&self.bad_gossip)),
+        ]
+    }
+}
+
+/// State the ClusterSup children share (each sets its own part when it starts). Opaque outside
+/// this crate; [`Cluster`] is the handle.
+pub struct Shared {
+    pub(crate) cfg: ClusterConfig,
+    pub(crate) incarnation: u64,
+    pub(crate) node_server: Mutex<Option<ActorRef<NodeServerMessage>>>,
+    pub(crate) endpoint: Mutex<Option<quinn::Endpoint>>,
+    pub(crate) membership: Mutex<Option<ActorRef<MembershipMsg>>>,
+    pub(crate) events: broadcast::Sender<MemberEvent>,
+    pub(crate) counters: ClusterCounters,
+    /// The admin API's bound address (known only once it listens, after ClusterSup starts).
+    pub(crate) admin_addr: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A node's cluster side: its supervision spec and a handle to ask it things.
+#[derive(Clone)]
+pub struct Cluster {
+    shared: Arc<Shared>,
+}
+
+impl Cluster {
+    /// A cluster side for `cfg`; nothing runs until [`Cluster::spec`] is started. The
+    /// incarnation is the start time in milliseconds since the epoch.
+    pub fn new(cfg: ClusterConfig) -> Self {
+        let incarnation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64);
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            shared: Arc::new(Shared {
+                cfg,
+                incarnation,
+                node_server: Mutex::new(None),
+                endpoint: Mutex::new(None),
+                membership: Mutex::new(None),
+                events,
+                counters: ClusterCounters::default(),
+                admin_addr: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// `ClusterSup` as a child of the node's root supervisor.
+    pub fn child_spec(&self) -> ChildSpec {
+        ChildSpec::supervisor("ClusterSup", self.spec())
+    }
+
+    /// `ClusterSup`'s spec.
+    pub fn spec(&self) -> SupervisorSpec {
+        let s = self.shared.clone();
+        let node_server = ChildSpec::worker("NodeServer", move |sup: ActorCell| {
+            let s = s.clone();
+            async move {
+                let server = NodeServer::new(
+                    0,
+                    s.cfg.cookie.clone(),
+                    s.cfg.name.clone(),
+                    RACTOR_HOST.to_string(),
+                    None,
+                    Some(NodeConnectionMode::Isolated),
+                )
+                // Its TCP listener is never dialled; keep it off the network.
+                .with_listen_addr(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+                .with_max_inbound_frame_size(s.cfg.max_frame_bytes);
+                let (r, _) = Actor::spawn_linked(None, server, (), sup).await?;
+                *lock(&s.node_server) = Some(r.clone());
+                Ok(r.get_cell())
+            }
+        })
+        .shutdown(Shutdown::Timeout(Duration::from_secs(2)));
+        let s = self.shared.clone();
+        let endpoint = ChildSpec::worker("QuicEndpoint", move |sup: ActorCell| {
+            let s = s.clone();
+            async move {
+                let (r, _) =
+                    Actor::spawn_linked(None, endpoint::QuicEndpoint, s.clone(), sup).await?;
+                Ok(r.get_cell())
+            }
+        })
+        .shutdown(Shutdown::Timeout(Duration::from_secs(2)));
+        let s = self.shared.clone();
+        let membership = ChildSpec::worker("Membership", move |sup: ActorCell| {
+            let s = s.clone();
+            async move {
+                let (r, _) = Actor::spawn_linked(None, Membership, s.clone(), sup).await?;
+                *lock(&s.membership) = Some(r.clone());
+                Ok(r.get_cell())
+            }
+        })
+        // Leaving tells every peer (a call each, bounded) before the endpoint closes.
+        .shutdown(Shutdown::Timeout(Duration::from_secs(3)));
+        SupervisorSpec::new("ClusterSup", Strategy::RestForOne)
+            .intensity(5, Duration::from_secs(10))
+            .child(node_server)
+            .child(endpoint)
+            .child(membership)
+    }
+
+    /// Tells peers where this node's admin API listens (from the next gossip on).
+    pub fn set_admin_addr(&self, addr: String) {
+        *lock(&self.shared.admin_addr) = Some(addr);
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.cfg.name
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.shared.incarnation
+    }
+
+    /// The bound cluster address, once the endpoint runs.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        lock(&self.shared.endpoint)
+            .as_ref()
+            .and_then(|e| e.local_addr().ok())
+    }
+
+    /// Node-up/node-down (and every other member state change) as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<MemberEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Counters (handshake, auth and dial failures, ...).
+    pub fn counters(&self) -> &ClusterCounters {
+        &self.shared.counters
+    }
+
+    /// The member view now, or `None` while Membership is not running.
+    pub async fn snapshot(&self) -> Option<ClusterSnapshot> {
+        let m = lock(&self.shared.membership).clone()?;
+        ractor::call_t!(m, MembershipMsg::Snapshot, 2_000).ok()
+    }
+
+    /// The agent of member `name`, if a session with it is up (for remote casts and calls).
+    pub async fn agent_of(&self, name: &str) -> Option<ActorRef<AgentMsg>> {
+        let m = lock(&self.shared.membership).clone()?;
+        let node_id = ractor::call_t!(m, MembershipMsg::NodeIdOf, 2_000, name.to_string())
+            .ok()
+            .flatten()?;
+        agent::agent_on(node_id)
+    }
+}
