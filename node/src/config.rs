@@ -454,6 +454,14 @@ mod tests {
                 log_format: LogFormat::Text,
                 shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
                 stdio: false,
+                quic: Some(DEFAULT_QUIC.into()),
+                cluster: Some(DEFAULT_CLUSTER.into()),
+                cluster_advertise: None,
+                join: Vec::new(),
+                cookie: DEFAULT_COOKIE.into(),
+                certs: None,
+                cluster_keepalive: DEFAULT_CLUSTER_KEEPALIVE,
+                cluster_idle_timeout: DEFAULT_CLUSTER_IDLE_TIMEOUT,
                 engine: EngineConfig::default(),
             }
         );
@@ -473,6 +481,14 @@ mod tests {
             log_format = "json"
             shutdown_grace_ms = 250
             stdio = false
+            quic = "127.0.0.1:11"
+            cluster = "127.0.0.1:12"
+            cluster_advertise = "127.0.0.1:13"
+            join = ["127.0.0.1:14"]
+            cookie = "file-cookie"
+            certs = "/file/certs"
+            cluster_keepalive_ms = 120
+            cluster_idle_timeout_ms = 950
             [engine]
             max_message_bytes = 1024
             connection_idle_timeout_ms = 300
@@ -519,7 +535,33 @@ mod tests {
             shutdown_grace: Some(Duration::from_secs(1)),
             stdio: true,
             config: None,
+            quic: Some("127.0.0.1:7".into()),
+            cluster: Some("127.0.0.1:8".into()),
+            cluster_advertise: Some("127.0.0.1:9".into()),
+            join: Some(vec!["127.0.0.1:10".into(), " ".into()]),
+            cookie: Some("flag-cookie".into()),
+            certs: Some("/flag/certs".into()),
+            cluster_keepalive: Some(Duration::from_millis(100)),
+            cluster_idle_timeout: Some(Duration::from_millis(900)),
         };
+        let merged = NodeConfig::merge(file.clone(), &flags).unwrap();
+        assert_eq!(merged.quic.as_deref(), Some("127.0.0.1:7"));
+        assert_eq!(merged.cluster.as_deref(), Some("127.0.0.1:8"));
+        assert_eq!(merged.cluster_advertise.as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(merged.join, vec!["127.0.0.1:10".to_string()]);
+        assert_eq!(merged.cookie, "flag-cookie");
+        assert_eq!(merged.certs, Some(PathBuf::from("/flag/certs")));
+        assert_eq!(merged.cluster_keepalive, Duration::from_millis(100));
+        assert_eq!(merged.cluster_idle_timeout, Duration::from_millis(900));
+        let from_file = NodeConfig::merge(file.clone(), &NodeArgs::default()).unwrap();
+        assert_eq!(from_file.quic.as_deref(), Some("127.0.0.1:11"));
+        assert_eq!(from_file.cluster.as_deref(), Some("127.0.0.1:12"));
+        assert_eq!(from_file.cluster_advertise.as_deref(), Some("127.0.0.1:13"));
+        assert_eq!(from_file.join, vec!["127.0.0.1:14".to_string()]);
+        assert_eq!(from_file.cookie, "file-cookie");
+        assert_eq!(from_file.certs, Some(PathBuf::from("/file/certs")));
+        assert_eq!(from_file.cluster_keepalive, Duration::from_millis(120));
+        assert_eq!(from_file.cluster_idle_timeout, Duration::from_millis(950));
         let merged = NodeConfig::merge(file, &flags).unwrap();
         assert_eq!(merged.name, "b@flag");
         assert_eq!(merged.tcp.as_deref(), Some("127.0.0.1:3"));
@@ -545,6 +587,7 @@ mod tests {
         };
         let cfg = NodeConfig::merge(FileConfig::default(), &stdio).unwrap();
         assert_eq!((cfg.tcp, cfg.http, cfg.admin), (None, None, None));
+        assert_eq!((cfg.quic, cfg.cluster), (None, None));
 
         let file = FileConfig::parse("stdio = true\nadmin = \"127.0.0.1:0\"", "t").unwrap();
         let cfg = NodeConfig::merge(file, &NodeArgs::default()).unwrap();

@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one node until SIGINT/SIGTERM (with --stdio: until stdin closes).
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Bridge stdin/stdout to a node, for stdio-only MCP clients.
     Connect(connect::ConnectArgs),
     /// Cluster certificates (a CA and node certificates for mutual TLS).
@@ -157,7 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Node(args) => run_node(args).await,
+            Command::Node(args) => run_node(*args).await,
             Command::Connect(args) => run_connect(args).await,
             Command::Certs(args) => certs::run(args),
             Command::DevCluster(args) => dev_cluster::run(args).await,

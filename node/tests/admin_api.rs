@@ -61,9 +61,13 @@ fn tree_shows_the_node_supervision_tree() {
             })
             .unwrap_or_default()
     };
-    assert_eq!(ids(&tree), ["ShardSup", "ListenerSup"]);
+    assert_eq!(ids(&tree), ["ClusterSup", "ShardSup", "ListenerSup"]);
     assert_eq!(
-        ids(&tree["children"][1]),
-        ["ConnectionSup", "Tcp", "Http", "Admin"]
+        ids(&tree["children"][0]),
+        ["NodeServer", "QuicEndpoint", "Membership"]
+    );
+    assert_eq!(
+        ids(&tree["children"][2]),
+        ["ConnectionSup", "Tcp", "Http", "Quic", "Admin"]
     );
 }

@@ -44,10 +44,7 @@ fn wait_states(admin: SocketAddr, want: &[(&str, &str)]) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
         let (m, body) = states(admin);
-        if want
-            .iter()
-            .all(|(n, s)| m.get(*n).is_some_and(|x| x == s))
-        {
+        if want.iter().all(|(n, s)| m.get(*n).is_some_and(|x| x == s)) {
             return body;
         }
         assert!(
@@ -100,7 +97,11 @@ fn three_nodes_form_a_full_mesh_and_status_shows_them_up() {
         .output()
         .expect("run erlmcp status");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("3 members: 3 up"), "{text}");
 }
 
@@ -166,7 +167,8 @@ fn a_graceful_shutdown_is_seen_as_left_not_down() {
     let (status, log) = b.wait_exit();
     assert!(status.success(), "{log:#?}");
     assert!(
-        log.iter().any(|l| l.contains("left the mesh") && l.contains("acknowledged=1")),
+        log.iter()
+            .any(|l| l.contains("left the mesh") && l.contains("acknowledged=1")),
         "{log:#?}"
     );
     wait_states(a.admin(), &[("b", "left")]);
@@ -183,6 +185,12 @@ fn a_paused_node_is_marked_down_and_comes_back_up_when_resumed() {
     // cleanup only until it is continued; SIGKILL works on stopped processes anyway).
     let resumed = ResumeOnDrop(b.pid());
     wait_states(a.admin(), &[("b", "down")]);
+    // Silence makes it suspect first (after 2.5 keep-alives), then down (idle timeout).
+    let mut a = a;
+    let suspect = a.wait_log("member suspect");
+    assert!(suspect.contains("member=b"), "{suspect}");
+    let down = a.wait_log("member down");
+    assert!(down.contains("member=b"), "{down}");
     drop(resumed);
     wait_states(a.admin(), &[("b", "up")]);
     wait_states(b.admin(), &[("a", "up")]);

@@ -257,3 +257,50 @@ fn shutdown_lets_requests_in_flight_finish_then_closes_connections() {
         "{log:#?}"
     );
 }
+
+#[test]
+fn bad_cluster_settings_are_clear_errors() {
+    let local = [
+        "--tcp",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--quic",
+        "127.0.0.1:0",
+    ];
+    let with = |extra: &[&str]| node_fails(&[&local[..], extra].concat());
+    let err = with(&["--cluster", "127.0.0.1:0", "--join", "nowhere"]);
+    assert!(err.contains("invalid join address \"nowhere\""), "{err}");
+    let err = with(&[
+        "--cluster",
+        "127.0.0.1:0",
+        "--cluster-keepalive",
+        "2s",
+        "--cluster-idle-timeout",
+        "1s",
+    ]);
+    assert!(err.contains("keep-alive"), "{err}");
+    let err = with(&["--cluster", "127.0.0.1:0", "--cookie", ""]);
+    assert!(err.contains("cookie"), "{err}");
+    // Dev mode (no --certs) is loopback-only.
+    let err = with(&["--cluster", "0.0.0.0:0"]);
+    assert!(
+        err.contains("not a loopback address") && err.contains("erlmcp certs init"),
+        "{err}"
+    );
+    let err = with(&["--cluster", "127.0.0.1:0", "--join", "10.1.2.3:7403"]);
+    assert!(err.contains("10.1.2.3:7403 is not a loopback address"), "{err}");
+    // Certificates that are not there are named.
+    let err = with(&["--cluster", "127.0.0.1:0", "--certs", "/nonexistent/erlmcp-certs"]);
+    assert!(err.contains("/nonexistent/erlmcp-certs"), "{err}");
+    // A busy cluster port names the address.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let err = with(&["--cluster", &addr]);
+    assert!(
+        err.contains(&format!("cannot listen for the cluster on {addr}")),
+        "{err}"
+    );
+}

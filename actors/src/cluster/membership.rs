@@ -354,7 +354,12 @@ impl MembershipState {
         }
     }
 
-    fn on_connected(&mut self, myself: &ActorRef<MembershipMsg>, conn: quinn::Connection, dialed: Option<String>) {
+    fn on_connected(
+        &mut self,
+        myself: &ActorRef<MembershipMsg>,
+        conn: quinn::Connection,
+        dialed: Option<String>,
+    ) {
         let now = Instant::now();
         if let Some(addr) = &dialed {
             let j = self.jitter();
@@ -393,7 +398,8 @@ impl MembershipState {
         let label = remote.to_string();
         for s in self.sessions.values().filter(|s| s.peer_addr == label) {
             tracing::debug!(peer = %label, reason, "cluster connection closed; ending its node session");
-            s.actor.stop(Some(format!("QUIC connection closed: {reason}")));
+            s.actor
+                .stop(Some(format!("QUIC connection closed: {reason}")));
         }
     }
 
@@ -527,7 +533,10 @@ impl Actor for Membership {
         let acks = futures::future::join_all(calls).await;
         tracing::info!(
             peers = acks.len(),
-            acknowledged = acks.iter().filter(|a| a.as_ref().is_ok_and(|r| r.is_success())).count(),
+            acknowledged = acks
+                .iter()
+                .filter(|a| a.as_ref().is_ok_and(|r| r.is_success()))
+                .count(),
             "left the mesh"
         );
         if let Some(server) = lock(&s.shared.node_server).clone() {

@@ -484,7 +484,11 @@ pub fn wait_child(child: &mut Child) -> ExitStatus {
         if let Some(s) = child.try_wait().expect("try_wait") {
             return s;
         }
-        assert!(Instant::now() < deadline, "process {} did not exit", child.id());
+        assert!(
+            Instant::now() < deadline,
+            "process {} did not exit",
+            child.id()
+        );
         std::thread::sleep(POLL);
     }
 }

@@ -554,7 +554,11 @@ mod tests {
         v.session_ready("a", Some("127.0.0.1:2"), now);
         let ev = v.session_closed("a", now);
         assert_eq!(ev[0].to, MemberState::Down);
-        assert_eq!(v.due_dials(now), vec!["127.0.0.1:2"], "z sorts last: at once");
+        assert_eq!(
+            v.due_dials(now),
+            vec!["127.0.0.1:2"],
+            "z sorts last: at once"
+        );
         let mut at = now;
         let mut last = Duration::ZERO;
         for attempt in 1..=6 {
@@ -566,7 +570,10 @@ mod tests {
             at += d;
             assert_eq!(v.due_dials(at), vec!["127.0.0.1:2"]);
         }
-        assert_eq!(Backoff::default().delay(30, 0.999), Duration::from_secs(2).mul_f64(1.499));
+        assert_eq!(
+            Backoff::default().delay(30, 0.999),
+            Duration::from_secs(2).mul_f64(1.499)
+        );
     }
 
     #[test]
@@ -577,7 +584,10 @@ mod tests {
         v.session_ready("z", Some("127.0.0.1:2"), now);
         v.session_closed("z", now);
         assert!(v.due_dials(now).is_empty());
-        assert_eq!(v.due_dials(now + Duration::from_secs(1)), vec!["127.0.0.1:2"]);
+        assert_eq!(
+            v.due_dials(now + Duration::from_secs(1)),
+            vec!["127.0.0.1:2"]
+        );
     }
 
     #[test]
@@ -585,16 +595,31 @@ mod tests {
         let (mut v, now) = view("a", &[]);
         v.session_ready("b", None, now);
         let s = Duration::from_millis(400);
-        assert!(v.liveness("b", Duration::from_millis(100), s, None, now).is_none());
+        assert!(
+            v.liveness("b", Duration::from_millis(100), s, None, now)
+                .is_none()
+        );
         let e = v.liveness("b", s, s, None, now).unwrap();
-        assert_eq!((e.from, e.to), (Some(MemberState::Up), MemberState::Suspect));
+        assert_eq!(
+            (e.from, e.to),
+            (Some(MemberState::Up), MemberState::Suspect)
+        );
         let e = v
-            .liveness("b", Duration::ZERO, s, Some(Duration::from_micros(300)), now)
+            .liveness(
+                "b",
+                Duration::ZERO,
+                s,
+                Some(Duration::from_micros(300)),
+                now,
+            )
             .unwrap();
         assert_eq!(e.to, MemberState::Up);
         assert_eq!(v.get("b").unwrap().rtt, Some(Duration::from_micros(300)));
         v.session_closed("b", now);
-        assert!(v.liveness("b", s, s, None, now).is_none(), "down stays down");
+        assert!(
+            v.liveness("b", s, s, None, now).is_none(),
+            "down stays down"
+        );
     }
 
     #[test]
@@ -610,7 +635,10 @@ mod tests {
         assert!(v.gossip(&[rec("b", 2, 4)], now).is_empty());
         let ev = v.gossip(&[rec("b", 9, 6)], now);
         assert_eq!(ev[0].to, MemberState::Down);
-        assert_eq!(v.due_dials(now + Duration::from_secs(60)), vec!["127.0.0.1:9"]);
+        assert_eq!(
+            v.due_dials(now + Duration::from_secs(60)),
+            vec!["127.0.0.1:9"]
+        );
         // A stale "left" about the new life is ignored too.
         v.leave("b", 5, now);
         assert_eq!(v.get("b").unwrap().state, MemberState::Down);
