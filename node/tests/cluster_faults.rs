@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use erlmcp_runtime::cluster::tls::{self, CLUSTER_SERVER_NAME, NodeIdentity};
@@ -22,46 +21,8 @@ fn node(name: &str, args: &[&str]) -> NodeProc {
     NodeProc::start_with(None, &["--name", name], args, "info")
 }
 
-fn view(admin: SocketAddr) -> Value {
-    let (code, body) = http_get(admin, "/admin/cluster");
-    assert_eq!(code, 200, "{body}");
-    body
-}
-
-fn states(v: &Value) -> BTreeMap<String, String> {
-    v["members"]
-        .as_array()
-        .map(|ms| {
-            ms.iter()
-                .map(|m| {
-                    (
-                        m["name"].as_str().unwrap_or_default().to_string(),
-                        m["state"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Polls `/admin/cluster` on `admin` until `done` holds.
-fn wait_view(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = view(admin);
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{admin} never showed {what}: {v:#}"
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
 fn state_is(v: &Value, name: &str, state: &str) -> bool {
-    states(v).get(name).is_some_and(|s| s == state)
+    member_states(v).get(name).is_some_and(|s| s == state)
 }
 
 fn counter(v: &Value, name: &str) -> u64 {
@@ -105,13 +66,13 @@ fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     let seed = a.cluster().to_string();
     let b = node("b", &["--certs", theirs.path(), "--join", &seed]);
     // b dials a: b refuses a's certificate (unknown issuer) and a sees the failed handshake.
-    let vb = wait_view(b.admin(), "a dial failure", |v| {
+    let vb = wait_cluster(b.admin(), "a dial failure", |v| {
         counter(v, "dial_failures") >= 2
     });
-    let va = wait_view(a.admin(), "a handshake failure", |v| {
+    let va = wait_cluster(a.admin(), "a handshake failure", |v| {
         counter(v, "handshake_failures") >= 1
     });
-    assert!(!states(&va).contains_key("b"), "{va:#}");
+    assert!(!member_states(&va).contains_key("b"), "{va:#}");
     assert!(!state_is(&vb, "a", "up"), "{vb:#}");
     assert_eq!(counter(&va, "sessions_ready"), 0, "{va:#}");
 }
@@ -126,10 +87,10 @@ fn a_peer_with_the_wrong_cookie_is_refused_after_tls() {
         &["--certs", dir.path(), "--cookie", "two", "--join", &seed],
     );
     // TLS passes (same CA); ractor_cluster's cookie check fails and the session closes.
-    let va = wait_view(a.admin(), "an authentication failure", |v| {
+    let va = wait_cluster(a.admin(), "an authentication failure", |v| {
         counter(v, "auth_failures") >= 1
     });
-    let vb = view(b.admin());
+    let vb = cluster_view(b.admin());
     assert!(!state_is(&va, "b", "up"), "{va:#}");
     assert!(!state_is(&vb, "a", "up"), "{vb:#}");
     assert_eq!(counter(&va, "sessions_ready"), 0, "{va:#}");
@@ -164,7 +125,7 @@ fn pair() -> (NodeProc, NodeProc) {
     let a = node("a", &RELAXED);
     let seed = a.cluster().to_string();
     let b = node("b", &[&RELAXED[..], &["--join", &seed]].concat());
-    wait_view(a.admin(), "b up", |v| state_is(v, "b", "up"));
+    wait_cluster(a.admin(), "b up", |v| state_is(v, "b", "up"));
     (a, b)
 }
 
@@ -173,21 +134,21 @@ fn pair() -> (NodeProc, NodeProc) {
 fn still_whole(a: &NodeProc, b: &NodeProc, ready_before: u64) {
     let (code, body) = http_get(a.admin(), "/health");
     assert_eq!(code, 200, "{body}");
-    let va = view(a.admin());
+    let va = cluster_view(a.admin());
     assert!(state_is(&va, "b", "up"), "{va:#}");
-    assert!(state_is(&view(b.admin()), "a", "up"));
+    assert!(state_is(&cluster_view(b.admin()), "a", "up"));
     // b's session never dropped (no new session was needed).
     assert_eq!(counter(&va, "sessions_ready"), ready_before, "{va:#}");
     let seed = a.cluster().to_string();
     let c = node("c", &["--join", &seed]);
-    wait_view(a.admin(), "c up", |v| state_is(v, "c", "up"));
+    wait_cluster(a.admin(), "c up", |v| state_is(v, "c", "up"));
     drop(c);
 }
 
 #[test]
 fn garbage_datagrams_on_the_cluster_port_do_not_hurt_the_node() {
     let (a, b) = pair();
-    let ready = counter(&view(a.admin()), "sessions_ready");
+    let ready = counter(&cluster_view(a.admin()), "sessions_ready");
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let mut rng = Rng(0x5eed);
     for i in 0..3000 {
@@ -242,7 +203,7 @@ fn attack_stream(target: SocketAddr, payload: Vec<u8>, finish: bool) {
 #[test]
 fn random_bytes_truncated_and_oversized_frames_close_only_that_session() {
     let (a, b) = pair();
-    let ready = counter(&view(a.admin()), "sessions_ready");
+    let ready = counter(&cluster_view(a.admin()), "sessions_ready");
     let mut rng = Rng(42);
     // Random bytes: a random length prefix, then noise.
     attack_stream(a.cluster(), rng.bytes(4096), true);
@@ -260,7 +221,7 @@ fn random_bytes_truncated_and_oversized_frames_close_only_that_session() {
     still_whole(&a, &b, ready);
     let log_has = |needle: &str| a.log.iter().any(|l| l.contains(needle));
     assert!(!log_has("panicked"), "{:#?}", a.log);
-    let va = view(a.admin());
+    let va = cluster_view(a.admin());
     assert!(counter(&va, "auth_failures") >= 4, "{va:#}");
 }
 
@@ -308,8 +269,8 @@ fn a_partition_is_detected_on_both_sides_and_heals() {
             &ra,
         ],
     );
-    wait_view(a.admin(), "b up", |v| state_is(v, "b", "up"));
-    wait_view(b.admin(), "a up", |v| state_is(v, "a", "up"));
+    wait_cluster(a.admin(), "b up", |v| state_is(v, "b", "up"));
+    wait_cluster(b.admin(), "a up", |v| state_is(v, "a", "up"));
 
     let cut = LinkFault {
         blackhole: true,
@@ -317,8 +278,8 @@ fn a_partition_is_detected_on_both_sides_and_heals() {
     };
     relay_a.set(Direction::Both, cut.clone());
     relay_b.set(Direction::Both, cut);
-    wait_view(a.admin(), "b down", |v| state_is(v, "b", "down"));
-    wait_view(b.admin(), "a down", |v| state_is(v, "a", "down"));
+    wait_cluster(a.admin(), "b down", |v| state_is(v, "b", "down"));
+    wait_cluster(b.admin(), "a down", |v| state_is(v, "a", "down"));
     let dropped = |r: &Relay| {
         let s = r.stats();
         s.to_upstream.dropped + s.to_client.dropped
@@ -330,15 +291,8 @@ fn a_partition_is_detected_on_both_sides_and_heals() {
 
     relay_a.heal();
     relay_b.heal();
-    wait_view(a.admin(), "b up again", |v| state_is(v, "b", "up"));
-    wait_view(b.admin(), "a up again", |v| state_is(v, "a", "up"));
+    wait_cluster(a.admin(), "b up again", |v| state_is(v, "b", "up"));
+    wait_cluster(b.admin(), "a up again", |v| state_is(v, "a", "up"));
     drop((relay_a, relay_b));
     drop(rt);
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind UDP")
-        .port()
 }

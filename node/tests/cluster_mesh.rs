@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use common::*;
@@ -21,46 +21,18 @@ fn joining(name: &str, seed: &NodeProc) -> NodeProc {
     node(name, &["--join", &s])
 }
 
-/// Member name → state, as `GET /admin/cluster` on `admin` shows it.
+/// Member name → state on `admin`, and the whole view.
 fn states(admin: SocketAddr) -> (BTreeMap<String, String>, Value) {
-    let (code, body) = http_get(admin, "/admin/cluster");
-    assert_eq!(code, 200, "{body}");
-    let m = body["members"]
-        .as_array()
-        .unwrap_or_else(|| panic!("members: {body}"))
-        .iter()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap_or_default().to_string(),
-                m["state"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    (m, body)
+    let v = cluster_view(admin);
+    (member_states(&v), v)
 }
 
 /// Polls `/admin/cluster` of `admin` until `want` (name → state) all hold; returns the view.
 fn wait_states(admin: SocketAddr, want: &[(&str, &str)]) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (m, body) = states(admin);
-        if want.iter().all(|(n, s)| m.get(*n).is_some_and(|x| x == s)) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{admin} never showed {want:?}: {body:#}"
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// A UDP port free right now (for a node that must come back on the same address).
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("bind UDP")
-        .port()
+    wait_cluster(admin, &format!("{want:?}"), |v| {
+        let m = member_states(v);
+        want.iter().all(|(n, s)| m.get(*n).is_some_and(|x| x == s))
+    })
 }
 
 #[test]

@@ -492,3 +492,51 @@ pub fn wait_child(child: &mut Child) -> ExitStatus {
         std::thread::sleep(POLL);
     }
 }
+
+/// `GET /admin/cluster` on `admin` (asserts 200).
+pub fn cluster_view(admin: SocketAddr) -> Value {
+    let (code, body) = http_get(admin, "/admin/cluster");
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// Member name → state in a `/admin/cluster` view.
+pub fn member_states(v: &Value) -> std::collections::BTreeMap<String, String> {
+    v["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| {
+                    (
+                        m["name"].as_str().unwrap_or_default().to_string(),
+                        m["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `/admin/cluster` on `admin` until `done` holds (bounded by [`WAIT`]); returns the view.
+pub fn wait_cluster(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = cluster_view(admin);
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{admin} never showed {what}: {v:#}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A UDP port free right now (for a node that must keep its address across a restart).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind UDP")
+        .port()
+}

@@ -44,7 +44,9 @@ pub enum TransportError {
 ///
 /// Node sessions are few and long-lived, so the stream limits are small; the receive windows are
 /// generous so a burst of casts is not throttled by flow control on a fast link.
-pub fn cluster_transport(t: TransportTuning) -> Result<Arc<quinn::TransportConfig>, TransportError> {
+pub fn cluster_transport(
+    t: TransportTuning,
+) -> Result<Arc<quinn::TransportConfig>, TransportError> {
     if t.idle_timeout.is_zero() {
         return Err(TransportError::IdleTimeout(t.idle_timeout));
     }
@@ -99,7 +101,10 @@ mod tests {
     fn defaults_detect_within_a_second() {
         let t = TransportTuning::default();
         assert!(t.idle_timeout < Duration::from_secs(1));
-        assert!(t.keepalive * 4 <= t.idle_timeout, "tolerates lost keep-alives");
+        assert!(
+            t.keepalive * 4 <= t.idle_timeout,
+            "tolerates lost keep-alives"
+        );
         assert!(cluster_transport(t).is_ok());
     }
 
