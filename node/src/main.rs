@@ -1,10 +1,14 @@
 //! `erlmcp`: the node binary.
 //!
-//! - `erlmcp node`: runs one node — its supervision tree ([`tree`]) with the MCP engine, the
-//!   NDJSON-over-TCP listener, the Streamable HTTP listener ([`http`]), the admin API and, with
-//!   `--stdio`, one session on stdin/stdout —
-//!   until SIGINT/SIGTERM (or, with `--stdio`, until stdin closes), then stops it in order.
-//! - `erlmcp connect tcp://HOST:PORT`: a stdio ↔ TCP bridge to a node ([`connect`]).
+//! - `erlmcp node`: runs one node — its supervision tree ([`tree`]) with the cluster side
+//!   (QUIC mesh, membership), the MCP engine, the NDJSON-over-TCP listener, the Streamable HTTP
+//!   listener ([`http`]), MCP over QUIC ([`quic`]), the admin API and, with `--stdio`, one
+//!   session on stdin/stdout — until SIGINT/SIGTERM (or, with `--stdio`, until stdin closes),
+//!   then stops it in order (leaving the mesh gracefully).
+//! - `erlmcp dev-cluster --nodes N`: N nodes on loopback as one mesh ([`dev_cluster`]).
+//! - `erlmcp status`: a node's member view as a table ([`status`]).
+//! - `erlmcp certs init`: a cluster CA and node certificates ([`certs`]).
+//! - `erlmcp connect tcp://HOST:PORT | quic://HOST:PORT`: a stdio bridge to a node ([`connect`]).
 //!
 //! Logs go to stderr only, so stdout carries nothing but protocol messages.
 
