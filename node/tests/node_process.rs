@@ -291,9 +291,17 @@ fn bad_cluster_settings_are_clear_errors() {
         "{err}"
     );
     let err = with(&["--cluster", "127.0.0.1:0", "--join", "10.1.2.3:7403"]);
-    assert!(err.contains("10.1.2.3:7403 is not a loopback address"), "{err}");
+    assert!(
+        err.contains("10.1.2.3:7403 is not a loopback address"),
+        "{err}"
+    );
     // Certificates that are not there are named.
-    let err = with(&["--cluster", "127.0.0.1:0", "--certs", "/nonexistent/erlmcp-certs"]);
+    let err = with(&[
+        "--cluster",
+        "127.0.0.1:0",
+        "--certs",
+        "/nonexistent/erlmcp-certs",
+    ]);
     assert!(err.contains("/nonexistent/erlmcp-certs"), "{err}");
     // A busy cluster port names the address.
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
