@@ -6,6 +6,11 @@
 //! - `GET /admin/stats` → connections (`count_children` of `ConnectionSup`, and TCP connections
 //!   accepted since start), sessions (the shard's counts) and listener addresses;
 //! - `GET /admin/tree` → the node's supervision tree as `tree_snapshot` reports it;
+//! - `GET /admin/cluster` → the member view and the cluster's failure counters;
+//! - `POST /admin/chaos/kill` (only with `--chaos`, and `Authorization: Bearer TOKEN`) kills an
+//!   actor, as the chaos harness does: body `{"kind":"session","id":SESSION}`,
+//!   `{"kind":"shard"}` or `{"kind":"child","id":"ClusterSup/Membership"}` (a path of child ids
+//!   in the supervision tree). The actor is killed (no cleanup), its supervisor restarts it;
 //! - anything else → 404 `{"error":"not found"}`.
 //!
 //! It binds in `pre_start` (a busy address fails the start, naming it) and stops serving in
@@ -18,9 +23,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use erlmcp_actors::engine::Engine;
 use erlmcp_supervisors::{ChildSpec, Shutdown};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
@@ -143,12 +149,151 @@ fn router(ctx: Ctx) -> Router {
         .route("/admin/stats", get(stats))
         .route("/admin/tree", get(tree))
         .route("/admin/cluster", get(cluster))
+        .route("/admin/chaos/kill", post(chaos_kill))
         .fallback(not_found)
         .with_state(ctx)
 }
 
 async fn health(State(ctx): State<Ctx>) -> Json<Value> {
-    Json(json!({"status": "ok", "node": ctx.status.name}))
+    Json(json!({"status": "ok", "node": ctx.status.name, "pid": std::process::id()}))
+}
+
+fn err(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({"error": msg.into()}))).into_response()
+}
+
+/// Kills one actor for the chaos harness (see the module docs).
+async fn chaos_kill(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(token) = &ctx.status.chaos_token else {
+        return err(
+            StatusCode::NOT_FOUND,
+            "fault injection is off; start the node with --chaos --admin-token TOKEN",
+        );
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given != Some(token.as_str()) {
+        return err(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send Authorization: Bearer TOKEN (--admin-token)",
+        );
+    }
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return err(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    };
+    let id = req["id"].as_str().unwrap_or_default();
+    let killed = match req["kind"].as_str() {
+        Some("session") => kill_session(&ctx, id).await,
+        Some("shard") => match ctx.engine.shards.get() {
+            Some(shard) => {
+                shard.kill();
+                Ok("shard".to_string())
+            }
+            None => Err((StatusCode::CONFLICT, "the shard is not running".to_string())),
+        },
+        Some("child") => kill_child(&ctx, id).await,
+        other => Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown kind {other:?}: expected \"session\" (with id), \"shard\" or \"child\" (with id, a path like \"ClusterSup/Membership\")"
+            ),
+        )),
+    };
+    match killed {
+        Ok(what) => {
+            tracing::warn!(killed = %what, "chaos: actor killed on request");
+            Json(json!({"killed": what})).into_response()
+        }
+        Err((code, msg)) => err(code, msg),
+    }
+}
+
+async fn kill_session(ctx: &Ctx, id: &str) -> Result<String, (StatusCode, String)> {
+    let shard = ctx
+        .engine
+        .shards
+        .get()
+        .ok_or((StatusCode::CONFLICT, "the shard is not running".to_string()))?;
+    let live = ractor::call_t!(
+        shard,
+        erlmcp_actors::shard::ShardMsg::LiveSession,
+        CALL_TIMEOUT.as_millis() as u64,
+        Arc::from(id)
+    )
+    .map_err(|e| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the shard did not answer: {e}"),
+        )
+    })?;
+    match live {
+        Some(actor) => {
+            actor.kill();
+            Ok(format!("session {id}"))
+        }
+        None => Err((
+            StatusCode::NOT_FOUND,
+            format!("no live session {id:?} on this node (unknown, or passivated)"),
+        )),
+    }
+}
+
+async fn kill_child(ctx: &Ctx, path: &str) -> Result<String, (StatusCode, String)> {
+    let root = ctx
+        .status
+        .root
+        .get()
+        .ok_or((StatusCode::CONFLICT, "the tree is starting".to_string()))?;
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "id must be a path of child ids, e.g. \"ClusterSup/Membership\"".to_string(),
+        ));
+    }
+    let mut sup = root.clone();
+    for (i, part) in parts.iter().enumerate() {
+        let children = timeout(CALL_TIMEOUT, sup.which_children())
+            .await
+            .map_err(|_| {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "a supervisor did not answer".to_string(),
+                )
+            })?
+            .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        let Some(child) = children.into_iter().find(|c| c.id == *part) else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no child {part:?} under {}", parts[..i].join("/")),
+            ));
+        };
+        let Some(cell) = child.actor else {
+            return Err((
+                StatusCode::CONFLICT,
+                format!("{part:?} is not running (restarting?)"),
+            ));
+        };
+        if i + 1 == parts.len() {
+            cell.kill();
+            return Ok(format!("child {path}"));
+        }
+        if child.kind != erlmcp_supervisors::ChildKind::Supervisor {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("{part:?} is a worker: it has no children"),
+            ));
+        }
+        sup = erlmcp_supervisors::SupervisorRef::from_actor(cell.into());
+    }
+    Err((StatusCode::BAD_REQUEST, "empty path".to_string()))
 }
 
 async fn ready(State(ctx): State<Ctx>) -> Response {

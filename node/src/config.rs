@@ -22,6 +22,8 @@
 //! | `--certs DIR` | `certs` | none: dev mode (an ephemeral CA derived from the cookie, loopback only) |
 //! | `--cluster-keepalive 150ms` | `cluster_keepalive_ms` | `150` |
 //! | `--cluster-idle-timeout 700ms` | `cluster_idle_timeout_ms` | `700` |
+//! | `--chaos` | `chaos` | `false` (fault-injection endpoints on the admin API; needs `admin_token`) |
+//! | `--admin-token TOKEN` | `admin_token` | none |
 //! | | `[engine]` table | see `erlmcp_runtime::config::EngineConfig` |
 //!
 //! Unknown keys are errors that name the key (a typo must not silently fall back to a default).
@@ -143,6 +145,13 @@ pub struct NodeArgs {
     /// A peer silent this long is marked down, e.g. 700ms [default: 700ms].
     #[arg(long, value_parser = parse_duration)]
     pub cluster_idle_timeout: Option<Duration>,
+    /// Turn on the fault-injection endpoints of the admin API (`POST /admin/chaos/kill`), for
+    /// the chaos harness; they require `Authorization: Bearer TOKEN` (--admin-token).
+    #[arg(long)]
+    pub chaos: bool,
+    /// Bearer token the admin API's fault-injection endpoints require.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
 }
 
 /// The config file's schema.
@@ -185,6 +194,10 @@ pub struct FileConfig {
     pub cluster_keepalive_ms: Option<u64>,
     /// `--cluster-idle-timeout`, in milliseconds.
     pub cluster_idle_timeout_ms: Option<u64>,
+    /// `--chaos`.
+    pub chaos: Option<bool>,
+    /// `--admin-token`.
+    pub admin_token: Option<String>,
     /// The engine's limits and timeouts.
     #[serde(default)]
     pub engine: EngineConfig,
@@ -229,6 +242,8 @@ pub struct NodeConfig {
     pub cluster_keepalive: Duration,
     /// QUIC idle timeout between nodes (failure detection).
     pub cluster_idle_timeout: Duration,
+    /// Fault-injection endpoints on (with this bearer token); `None`: off.
+    pub chaos_token: Option<String>,
     /// The engine's limits and timeouts.
     pub engine: EngineConfig,
 }
@@ -318,7 +333,20 @@ impl NodeConfig {
                 .cluster_idle_timeout
                 .or(file.cluster_idle_timeout_ms.map(Duration::from_millis))
                 .unwrap_or(DEFAULT_CLUSTER_IDLE_TIMEOUT),
+            chaos_token: None,
             engine: file.engine,
+        };
+        let chaos = args.chaos || file.chaos.unwrap_or(false);
+        let token = args.admin_token.clone().or(file.admin_token);
+        let cfg = match (chaos, token) {
+            (false, _) => cfg,
+            (true, Some(t)) if !t.trim().is_empty() => Self {
+                chaos_token: Some(t),
+                ..cfg
+            },
+            (true, _) => bail!(
+                "--chaos needs --admin-token TOKEN: fault injection must not be open to anyone who reaches the admin port"
+            ),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -462,6 +490,7 @@ mod tests {
                 certs: None,
                 cluster_keepalive: DEFAULT_CLUSTER_KEEPALIVE,
                 cluster_idle_timeout: DEFAULT_CLUSTER_IDLE_TIMEOUT,
+                chaos_token: None,
                 engine: EngineConfig::default(),
             }
         );
@@ -489,6 +518,8 @@ mod tests {
             certs = "/file/certs"
             cluster_keepalive_ms = 120
             cluster_idle_timeout_ms = 950
+            chaos = true
+            admin_token = "file-token"
             [engine]
             max_message_bytes = 1024
             connection_idle_timeout_ms = 300
@@ -543,6 +574,8 @@ mod tests {
             certs: Some("/flag/certs".into()),
             cluster_keepalive: Some(Duration::from_millis(100)),
             cluster_idle_timeout: Some(Duration::from_millis(900)),
+            chaos: true,
+            admin_token: Some("flag-token".into()),
         };
         let merged = NodeConfig::merge(file.clone(), &flags).unwrap();
         assert_eq!(merged.quic.as_deref(), Some("127.0.0.1:7"));
@@ -553,6 +586,7 @@ mod tests {
         assert_eq!(merged.certs, Some(PathBuf::from("/flag/certs")));
         assert_eq!(merged.cluster_keepalive, Duration::from_millis(100));
         assert_eq!(merged.cluster_idle_timeout, Duration::from_millis(900));
+        assert_eq!(merged.chaos_token.as_deref(), Some("flag-token"));
         let from_file = NodeConfig::merge(file.clone(), &NodeArgs::default()).unwrap();
         assert_eq!(from_file.quic.as_deref(), Some("127.0.0.1:11"));
         assert_eq!(from_file.cluster.as_deref(), Some("127.0.0.1:12"));
@@ -562,6 +596,13 @@ mod tests {
         assert_eq!(from_file.certs, Some(PathBuf::from("/file/certs")));
         assert_eq!(from_file.cluster_keepalive, Duration::from_millis(120));
         assert_eq!(from_file.cluster_idle_timeout, Duration::from_millis(950));
+        assert_eq!(from_file.chaos_token.as_deref(), Some("file-token"));
+        let no_token = NodeArgs {
+            chaos: true,
+            ..NodeArgs::default()
+        };
+        let e = NodeConfig::merge(FileConfig::default(), &no_token).unwrap_err();
+        assert!(e.to_string().contains("--admin-token"), "{e}");
         let merged = NodeConfig::merge(file, &flags).unwrap();
         assert_eq!(merged.name, "b@flag");
         assert_eq!(merged.tcp.as_deref(), Some("127.0.0.1:3"));

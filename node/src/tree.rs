@@ -168,7 +168,11 @@ impl Node {
             store: SessionStore::new(),
             config: cfg.engine.clone(),
         });
-        let status = Arc::new(NodeStatus::new(&cfg.name, cluster));
+        let status = Arc::new(NodeStatus::new(
+            &cfg.name,
+            cluster,
+            cfg.chaos_token.clone(),
+        ));
         for (configured, l) in [
             (cfg.tcp.is_some(), Listener::Tcp),
             (cfg.http.is_some(), Listener::Http),
@@ -292,11 +296,14 @@ pub struct NodeStatus {
     pub tcp_accepted: AtomicU64,
     /// The cluster side, if the node runs one.
     pub cluster: Option<Cluster>,
+    /// The bearer token of the fault-injection endpoints (`None`: they are off).
+    pub chaos_token: Option<String>,
 }
 
 impl NodeStatus {
-    fn new(name: &str, cluster: Option<Cluster>) -> Self {
+    fn new(name: &str, cluster: Option<Cluster>, chaos_token: Option<String>) -> Self {
         Self {
+            chaos_token,
             name: name.to_string(),
             listeners: Mutex::new(BTreeMap::new()),
             root: OnceLock::new(),

@@ -1,0 +1,134 @@
+//! The admin API's fault-injection endpoint (`POST /admin/chaos/kill`): off unless the node runs
+//! with `--chaos`, guarded by a bearer token, and what it kills is restarted by its supervisor.
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "s3cret";
+
+fn kill(node: &NodeProc, token: Option<&str>, body: &str) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    http_request(node.admin(), "POST", "/admin/chaos/kill", &headers, body)
+}
+
+/// Restarts of the child at `path` (ids from the root), as `/admin/tree` reports them.
+fn restarts(node: &NodeProc, path: &[&str]) -> u64 {
+    let (code, mut t) = http_get(node.admin(), "/admin/tree");
+    assert_eq!(code, 200, "{t}");
+    let mut restarts = 0;
+    for id in path {
+        let child = t["children"]
+            .as_array()
+            .and_then(|c| c.iter().find(|x| x["id"] == *id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {t:#}"));
+        restarts = child["restarts"].as_u64().unwrap_or(0);
+        t = child;
+    }
+    restarts
+}
+
+fn wait_restarts(node: &NodeProc, path: &[&str], at_least: u64) {
+    let deadline = Instant::now() + WAIT;
+    while restarts(node, path) < at_least {
+        assert!(Instant::now() < deadline, "{path:?} never restarted");
+        std::thread::sleep(POLL);
+    }
+}
+
+#[test]
+fn fault_injection_is_off_without_chaos() {
+    let node = NodeProc::start(None, &[]);
+    let (code, body) = kill(&node, Some(TOKEN), r#"{"kind":"shard"}"#);
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("--chaos"),
+        "{body}"
+    );
+    let (code, health) = http_get(node.admin(), "/health");
+    assert_eq!(code, 200);
+    assert_eq!(health["pid"], node.pid(), "{health}");
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let node = NodeProc::start(None, &["--chaos", "--admin-token", TOKEN]);
+    let body = r#"{"kind":"shard"}"#;
+    assert_eq!(kill(&node, None, body).0, 401);
+    assert_eq!(kill(&node, Some("wrong"), body).0, 401);
+    let (code, e) = kill(&node, Some(TOKEN), "{oops");
+    assert_eq!(code, 400, "{e}");
+    let (code, e) = kill(&node, Some(TOKEN), r#"{"kind":"nope"}"#);
+    assert_eq!(code, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("session"), "{e}");
+    let (code, e) = kill(&node, Some(TOKEN), r#"{"kind":"child","id":"NoSuchSup/X"}"#);
+    assert_eq!(code, 404, "{e}");
+    let (code, e) = kill(
+        &node,
+        Some(TOKEN),
+        r#"{"kind":"child","id":"ClusterSup/Membership/X"}"#,
+    );
+    assert_eq!(code, 400, "{e}");
+    let (code, e) = kill(&node, Some(TOKEN), r#"{"kind":"session","id":"unknown"}"#);
+    assert_eq!(code, 404, "{e}");
+    let (code, _) = http_get(node.admin(), "/health");
+    assert_eq!(code, 200, "the node is unharmed");
+}
+
+#[test]
+fn killed_actors_are_restarted_by_their_supervisors() {
+    let node = NodeProc::start(None, &["--chaos", "--admin-token", TOKEN]);
+
+    // A tree child: Membership restarts (ClusterSup is rest_for_one; it is the last child).
+    let (code, body) = kill(
+        &node,
+        Some(TOKEN),
+        r#"{"kind":"child","id":"ClusterSup/Membership"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_restarts(&node, &["ClusterSup", "Membership"], 1);
+    let (code, view) = http_get(node.admin(), "/admin/cluster");
+    assert_eq!(code, 200, "membership serves again: {view}");
+
+    // A session: it restarts from its last committed state.
+    let mut mcp = Mcp::tcp(node.tcp());
+    let init = mcp.initialize();
+    let session = init["_meta"]["io.erlmcp/session"]
+        .as_str()
+        .expect("session id")
+        .to_string();
+    let set = mcp.request(
+        1,
+        "tools/call",
+        json!({"name": "kv_set", "arguments": {"key": "k", "value": "before the kill"}}),
+    );
+    assert!(set.get("result").is_some(), "{set}");
+    let (code, body) = kill(
+        &node,
+        Some(TOKEN),
+        &json!({"kind": "session", "id": session}).to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let get = mcp.request(
+        2,
+        "tools/call",
+        json!({"name": "kv_get", "arguments": {"key": "k"}}),
+    );
+    assert_eq!(
+        get["result"]["structuredContent"]["value"], "before the kill",
+        "{get}"
+    );
+
+    // The shard.
+    let (code, body) = kill(&node, Some(TOKEN), r#"{"kind":"shard"}"#);
+    assert_eq!(code, 200, "{body}");
+    wait_restarts(&node, &["ShardSup", "Shard[0]"], 1);
+}
