@@ -132,3 +132,28 @@ fn killed_actors_are_restarted_by_their_supervisors() {
     assert_eq!(code, 200, "{body}");
     wait_restarts(&node, &["ShardSup", "Shard[0]"], 1);
 }
+
+/// A restarted Membership adopts the node sessions that outlived its predecessor (found by the
+/// chaos smoke run: the peer stayed "down" forever because the old session blocked a new one).
+#[test]
+fn a_restarted_membership_still_sees_its_peers_up() {
+    let a = NodeProc::start_with(
+        None,
+        &["--name", "a"],
+        &["--chaos", "--admin-token", TOKEN],
+        "info",
+    );
+    let seed = a.cluster().to_string();
+    let b = NodeProc::start_with(None, &["--name", "b"], &["--join", &seed], "info");
+    let up = |v: &Value, who: &str| member_states(v).get(who).is_some_and(|s| s == "up");
+    wait_cluster(a.admin(), "b up", |v| up(v, "b"));
+    let (code, body) = kill(
+        &a,
+        Some(TOKEN),
+        r#"{"kind":"child","id":"ClusterSup/Membership"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_restarts(&a, &["ClusterSup", "Membership"], 1);
+    wait_cluster(a.admin(), "b up after the restart", |v| up(v, "b"));
+    wait_cluster(b.admin(), "a up", |v| up(v, "a"));
+}

@@ -374,6 +374,7 @@ impl MembershipState {
             let _ = me.cast(MembershipMsg::ConnClosed { remote, id, reason });
         });
         let rx = conn.stats().udp_rx.datagrams;
+        lock(&self.shared.conns).insert(remote, (conn.clone(), dialed.clone()));
         self.conns.insert(
             remote,
             Conn {
@@ -385,6 +386,36 @@ impl MembershipState {
         );
     }
 
+    /// Takes over what a previous Membership left: live connections and node sessions (a
+    /// killed Membership does not take NodeServer's sessions with it).
+    async fn adopt(&mut self, myself: &ActorRef<MembershipMsg>) {
+        let conns: Vec<_> = lock(&self.shared.conns)
+            .values()
+            .filter(|(c, _)| c.close_reason().is_none())
+            .cloned()
+            .collect();
+        for (conn, dialed) in conns {
+            self.on_connected(myself, conn, dialed);
+        }
+        let Some(server) = lock(&self.shared.node_server).clone() else {
+            return;
+        };
+        let Ok(sessions) = ractor::call_t!(server, NodeServerMessage::GetSessions, 2_000) else {
+            return;
+        };
+        let mut adopted = 0;
+        for ses in sessions.into_values().filter(|s| s.peer_name.is_some()) {
+            adopted += 1;
+            self.on_session(SessionStep::Ready, ses);
+        }
+        if adopted > 0 {
+            tracing::info!(
+                sessions = adopted,
+                "adopted the node sessions of a previous membership"
+            );
+        }
+    }
+
     fn on_conn_closed(&mut self, remote: SocketAddr, id: usize, reason: &str) {
         if self
             .conns
@@ -393,6 +424,14 @@ impl MembershipState {
         {
             self.conns.remove(&remote);
         }
+        let mut shared = lock(&self.shared.conns);
+        if shared
+            .get(&remote)
+            .is_some_and(|(c, _)| c.stable_id() == id)
+        {
+            shared.remove(&remote);
+        }
+        drop(shared);
         // The node sessions on it cannot go on; stop them now rather than wait for their reads
         // to fail, so the member is marked down at once.
         let label = remote.to_string();
@@ -495,7 +534,7 @@ impl Actor for Membership {
             "membership started"
         );
         let suspect_after = shared.cfg.tuning.keepalive.mul_f64(2.5);
-        Ok(MembershipState {
+        let mut state = MembershipState {
             rng: shared.incarnation | 1,
             shared,
             view,
@@ -505,7 +544,9 @@ impl Actor for Membership {
             ticker,
             last_gossip: now,
             suspect_after,
-        })
+        };
+        state.adopt(&myself).await;
+        Ok(state)
     }
 
     async fn post_stop(

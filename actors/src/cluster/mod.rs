@@ -108,6 +108,10 @@ pub struct Shared {
     pub(crate) counters: ClusterCounters,
     /// The admin API's bound address (known only once it listens, after ClusterSup starts).
     pub(crate) admin_addr: Mutex<Option<String>>,
+    /// Live QUIC connections to peers (and the address dialled, if we dialled): a restarted
+    /// Membership adopts them instead of losing track of sessions that outlived it.
+    pub(crate) conns:
+        Mutex<std::collections::HashMap<SocketAddr, (quinn::Connection, Option<String>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -138,6 +142,7 @@ impl Cluster {
                 events,
                 counters: ClusterCounters::default(),
                 admin_addr: Mutex::new(None),
+                conns: Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
