@@ -8,4 +8,14 @@
 //! partitions, loss, delay, jitter, duplication, reordering and bandwidth limits in front of a
 //! node's QUIC port (kernel `netem` is not available everywhere, a relay works on loopback too).
 
+pub mod check;
+pub mod history;
+pub mod inject;
+pub mod mesh;
+pub mod nemesis;
 pub mod relay;
+pub mod workload;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod tcp_proxy;

@@ -1,0 +1,573 @@
+//! The mesh under test: local `erlmcp node` processes the harness starts (each behind relays it
+//! controls), or running nodes it attaches to through their admin APIs.
+//!
+//! A local node `nodeI` binds fixed loopback ports (picked free at start, kept across restarts)
+//! and sits behind:
+//! - a UDP [`Relay`] in front of its cluster port, which it advertises, so every node-to-node
+//!   packet crosses a relay (partitions, latency, loss, ... on links);
+//! - a [`TcpProxy`] in front of its MCP TCP and HTTP listeners and a UDP [`Relay`] in front of its
+//!   MCP QUIC listener, which the workload uses (client resets, slow clients).
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::relay::{Direction, LinkFault, Relay};
+use crate::tcp_proxy::TcpProxy;
+use crate::workload::NodeTarget;
+
+/// Bearer token of the nodes' fault-injection endpoints (local meshes only).
+pub const CHAOS_TOKEN: &str = "erlmcp-chaos";
+
+/// How long a node may take to answer its admin API after a (re)start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One HTTP/1.1 request to an admin API; returns status and JSON body (`Null` if not JSON).
+pub async fn admin_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let run = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let body = body.unwrap_or("");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await?;
+        let mut text = Vec::new();
+        s.read_to_end(&mut text).await?;
+        Ok::<_, std::io::Error>(text)
+    };
+    let text = tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .map_err(|_| anyhow!("the admin API at {addr} did not answer within 5 s"))?
+        .with_context(|| format!("cannot reach the admin API at {addr}"))?;
+    let text = String::from_utf8_lossy(&text);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("bad HTTP answer from {addr}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| anyhow!("bad HTTP status line from {addr}: {head}"))?;
+    // axum answers with Content-Length here, so the body is the rest.
+    Ok((code, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+fn free_tcp() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn free_udp() -> anyhow::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn lo(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// One local node and what stands in front of it.
+pub struct LocalNode {
+    /// `nodeI`.
+    pub name: String,
+    /// Its real cluster address (the source address of its dials, as relays see them).
+    pub cluster: SocketAddr,
+    /// Its admin API.
+    pub admin: SocketAddr,
+    /// Relay in front of its cluster port (what it advertises).
+    pub cluster_relay: Relay,
+    tcp_proxy: TcpProxy,
+    http_proxy: TcpProxy,
+    quic_relay: Relay,
+    args: Vec<String>,
+    child: Mutex<Option<Child>>,
+    log: PathBuf,
+}
+
+/// Where the mesh is.
+pub enum Mesh {
+    /// Processes this harness started.
+    Local {
+        /// The nodes, `node0` first.
+        nodes: Vec<LocalNode>,
+        /// The binary.
+        bin: PathBuf,
+    },
+    /// Running nodes (admin addresses), reached directly.
+    Attached {
+        /// Name, admin address, client endpoints.
+        nodes: Vec<(String, String, NodeTarget)>,
+    },
+}
+
+impl LocalNode {
+    fn spawn(&self, bin: &Path) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("cannot open {}", self.log.display()))?;
+        let child = Command::new(bin)
+            .args(&self.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("ERLMCP_CHAOS_NODE_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        Ok(())
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Child::id)
+    }
+
+    fn signal(&self, sig: &str) -> anyhow::Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("{} is not running", self.name))?;
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .context("running kill")?
+            .success();
+        if !ok {
+            bail!("kill {sig} {pid} ({}) failed", self.name);
+        }
+        Ok(())
+    }
+
+    /// Waits (bounded) for the process to exit and reaps it.
+    fn reap(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut guard = self.child.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut().map(Child::try_wait) {
+                None => return true,
+                Some(Ok(Some(_))) => {
+                    *guard = None;
+                    return true;
+                }
+                Some(Ok(None)) if Instant::now() < deadline => {}
+                Some(_) => return false,
+            }
+            drop(guard);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The client endpoints the workload uses (the proxies and relays, not the node).
+    pub fn target(&self) -> NodeTarget {
+        NodeTarget {
+            name: self.name.clone(),
+            tcp: Some(self.tcp_proxy.local_addr()),
+            http: Some(self.http_proxy.local_addr()),
+            quic: Some(self.quic_relay.local_addr()),
+        }
+    }
+}
+
+async fn wait_healthy(admin: &str, name: &str, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok((200, v)) = admin_request(admin, "GET", "/ready", None, None).await
+            && v["status"] == "ready"
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{name} did not become ready at {admin} within {within:?} (see its log)");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Mesh {
+    /// Starts `names.len()` nodes of `bin`, logs under `log_dir`, each with `extra` flags;
+    /// returns once every node is ready.
+    pub async fn start_local(
+        bin: &Path,
+        names: &[String],
+        extra: &[String],
+        log_dir: &Path,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(log_dir)
+            .with_context(|| format!("cannot create {}", log_dir.display()))?;
+        let mut plans = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let (tcp, http, admin) = (lo(free_tcp()?), lo(free_tcp()?), lo(free_tcp()?));
+            let (quic, cluster) = (lo(free_udp()?), lo(free_udp()?));
+            let any = lo(0);
+            let cluster_relay = Relay::start_seeded(any, cluster, seed ^ (i as u64 * 7919))
+                .await
+                .context("starting a cluster relay")?;
+            let quic_relay = Relay::start_seeded(any, quic, seed ^ (i as u64 * 104_729 + 1))
+                .await
+                .context("starting a QUIC relay")?;
+            let tcp_proxy = TcpProxy::start(any, tcp)
+                .await
+                .context("starting a TCP proxy")?;
+            let http_proxy = TcpProxy::start(any, http)
+                .await
+                .context("starting an HTTP proxy")?;
+            plans.push((
+                name.clone(),
+                tcp,
+                http,
+                quic,
+                cluster,
+                admin,
+                cluster_relay,
+                quic_relay,
+                tcp_proxy,
+                http_proxy,
+            ));
+        }
+        let relays: Vec<String> = plans.iter().map(|p| p.6.local_addr().to_string()).collect();
+        let mut nodes = Vec::new();
+        for (
+            i,
+            (
+                name,
+                tcp,
+                http,
+                quic,
+                cluster,
+                admin,
+                cluster_relay,
+                quic_relay,
+                tcp_proxy,
+                http_proxy,
+            ),
+        ) in plans.into_iter().enumerate()
+        {
+            let seeds: Vec<&str> = relays
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, r)| r.as_str())
+                .collect();
+            let mut args: Vec<String> = [
+                "node",
+                "--name",
+                &name,
+                "--tcp",
+                &tcp.to_string(),
+                "--http",
+                &http.to_string(),
+                "--quic",
+                &quic.to_string(),
+                "--admin",
+                &admin.to_string(),
+                "--cluster",
+                &cluster.to_string(),
+                "--cluster-advertise",
+                &relays[i],
+                "--chaos",
+                "--admin-token",
+                CHAOS_TOKEN,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if !seeds.is_empty() {
+                args.push("--join".into());
+                args.push(seeds.join(","));
+            }
+            args.extend(extra.iter().cloned());
+            let node = LocalNode {
+                log: log_dir.join(format!("{name}.log")),
+                name,
+                cluster,
+                admin,
+                cluster_relay,
+                tcp_proxy,
+                http_proxy,
+                quic_relay,
+                args,
+                child: Mutex::new(None),
+            };
+            node.spawn(bin)?;
+            nodes.push(node);
+        }
+        let mesh = Mesh::Local {
+            nodes,
+            bin: bin.to_path_buf(),
+        };
+        for (name, admin) in mesh.admins() {
+            wait_healthy(&admin, &name, START_TIMEOUT).await?;
+        }
+        Ok(mesh)
+    }
+
+    /// Attaches to running nodes by their admin addresses (names and listeners from their APIs).
+    pub async fn attach(admins: &[String]) -> anyhow::Result<Self> {
+        let mut nodes = Vec::new();
+        for admin in admins {
+            let (code, stats) = admin_request(admin, "GET", "/admin/stats", None, None).await?;
+            if code != 200 {
+                bail!("{admin}/admin/stats answered {code}: {stats}");
+            }
+            let name = stats["node"].as_str().unwrap_or(admin).to_string();
+            let at = |k: &str| {
+                stats["listeners"][k]
+                    .as_str()
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+            };
+            nodes.push((
+                name.clone(),
+                admin.clone(),
+                NodeTarget {
+                    name,
+                    tcp: at("tcp"),
+                    http: at("http"),
+                    quic: at("quic"),
+                },
+            ));
+        }
+        Ok(Mesh::Attached { nodes })
+    }
+
+    /// Node names, in order.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Mesh::Local { nodes, .. } => nodes.iter().map(|n| n.name.clone()).collect(),
+            Mesh::Attached { nodes } => nodes.iter().map(|n| n.0.clone()).collect(),
+        }
+    }
+
+    /// (name, admin address) of every node.
+    pub fn admins(&self) -> Vec<(String, String)> {
+        match self {
+            Mesh::Local { nodes, .. } => nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.admin.to_string()))
+                .collect(),
+            Mesh::Attached { nodes } => nodes.iter().map(|n| (n.0.clone(), n.1.clone())).collect(),
+        }
+    }
+
+    /// What the workload dials.
+    pub fn targets(&self) -> Vec<NodeTarget> {
+        match self {
+            Mesh::Local { nodes, .. } => nodes.iter().map(LocalNode::target).collect(),
+            Mesh::Attached { nodes } => nodes.iter().map(|n| n.2.clone()).collect(),
+        }
+    }
+
+    /// The token of the fault-injection endpoints (attached nodes: `ERLMCP_CHAOS_TOKEN`).
+    pub fn token(&self) -> Option<String> {
+        match self {
+            Mesh::Local { .. } => Some(CHAOS_TOKEN.to_string()),
+            Mesh::Attached { .. } => std::env::var("ERLMCP_CHAOS_TOKEN").ok(),
+        }
+    }
+
+    fn local(&self, name: &str) -> anyhow::Result<&LocalNode> {
+        match self {
+            Mesh::Local { nodes, .. } => nodes
+                .iter()
+                .find(|n| n.name == name)
+                .ok_or_else(|| anyhow!("no node {name}")),
+            Mesh::Attached { .. } => bail!("{name}: not a node this harness started"),
+        }
+    }
+
+    /// The admin address of `name`.
+    pub fn admin_of(&self, name: &str) -> anyhow::Result<String> {
+        self.admins()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a)
+            .ok_or_else(|| anyhow!("no node {name}"))
+    }
+
+    async fn signal(&self, name: &str, sig: &str) -> anyhow::Result<()> {
+        match self {
+            Mesh::Local { .. } => self.local(name)?.signal(sig),
+            Mesh::Attached { .. } => {
+                let admin = self.admin_of(name)?;
+                let (_, h) = admin_request(&admin, "GET", "/health", None, None).await?;
+                let pid = h["pid"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("{admin}/health has no pid: {h}"))?;
+                let ok = Command::new("kill")
+                    .args([sig, &pid.to_string()])
+                    .status()?
+                    .success();
+                if !ok {
+                    bail!("kill {sig} {pid} ({name}) failed");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `kill -9`.
+    pub async fn kill(&self, name: &str) -> anyhow::Result<()> {
+        self.signal(name, "-KILL").await?;
+        if let Ok(n) = self.local(name) {
+            n.reap(Duration::from_secs(10));
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP.
+    pub async fn pause(&self, name: &str) -> anyhow::Result<()> {
+        self.signal(name, "-STOP").await
+    }
+
+    /// SIGCONT.
+    pub async fn resume(&self, name: &str) -> anyhow::Result<()> {
+        self.signal(name, "-CONT").await
+    }
+
+    /// Starts a local node that is not running (after a kill); waits until it is ready.
+    pub async fn start(&self, name: &str) -> anyhow::Result<()> {
+        let Mesh::Local { bin, .. } = self else {
+            bail!("cannot start {name}: not a node this harness started");
+        };
+        let n = self.local(name)?;
+        if n.pid().is_some() && !n.reap(Duration::ZERO) {
+            return Ok(()); // still running
+        }
+        n.spawn(bin)?;
+        wait_healthy(&n.admin.to_string(), name, START_TIMEOUT).await
+    }
+
+    /// Graceful restart: SIGTERM, wait for the exit, start again.
+    pub async fn restart(&self, name: &str) -> anyhow::Result<()> {
+        let n = self.local(name)?;
+        n.signal("-TERM")?;
+        let reaped = tokio::task::block_in_place(|| n.reap(Duration::from_secs(20)));
+        if !reaped {
+            n.signal("-KILL")?;
+            tokio::task::block_in_place(|| n.reap(Duration::from_secs(5)));
+        }
+        self.start(name).await
+    }
+
+    /// Node-to-node fault on the link `from → to` (what `from` sends to `to`, and, with
+    /// `Direction::Both`, the answers too): set on `to`'s cluster relay for `from`'s source
+    /// address, and on `from`'s relay for `to`'s (whichever side dialled, the packets cross one
+    /// of the two relays).
+    pub fn link_fault(
+        &self,
+        from: &str,
+        to: &str,
+        both: bool,
+        fault: LinkFault,
+    ) -> anyhow::Result<()> {
+        let (a, b) = (self.local(from)?, self.local(to)?);
+        if both {
+            b.cluster_relay
+                .set_for(a.cluster, Direction::Both, fault.clone());
+            a.cluster_relay.set_for(b.cluster, Direction::Both, fault);
+        } else {
+            // from → to only: a's packets into b's relay, and a's packets as a client of... the
+            // connection b dialled into a's relay carries a's packets to b as replies.
+            b.cluster_relay
+                .set_for(a.cluster, Direction::ToUpstream, fault.clone());
+            a.cluster_relay
+                .set_for(b.cluster, Direction::ToClient, fault);
+        }
+        Ok(())
+    }
+
+    /// A fault on every node-to-node link of `names`.
+    pub fn cluster_fault(&self, names: &[String], fault: LinkFault) -> anyhow::Result<()> {
+        for n in names {
+            self.local(n)?
+                .cluster_relay
+                .set(Direction::Both, fault.clone());
+        }
+        Ok(())
+    }
+
+    /// Client-side faults on `name`'s MCP listeners.
+    pub fn client_proxies(&self, name: &str) -> anyhow::Result<(&TcpProxy, &TcpProxy, &Relay)> {
+        let n = self.local(name)?;
+        Ok((&n.tcp_proxy, &n.http_proxy, &n.quic_relay))
+    }
+
+    /// Removes every network and client fault.
+    pub fn heal_all(&self) {
+        if let Mesh::Local { nodes, .. } = self {
+            for n in nodes {
+                n.cluster_relay.heal();
+                for c in n.cluster_relay.clients() {
+                    n.cluster_relay.clear_for(c);
+                }
+                n.quic_relay.heal();
+                n.tcp_proxy.heal();
+                n.http_proxy.heal();
+            }
+        }
+    }
+
+    /// Resumes paused nodes and starts dead ones (after the faults).
+    pub async fn revive_all(&self) -> anyhow::Result<()> {
+        if let Mesh::Local { nodes, .. } = self {
+            for n in nodes {
+                let _ = n.signal("-CONT");
+            }
+            for n in self.names() {
+                self.start(&n).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every local node (SIGTERM, then SIGKILL after a grace period).
+    pub fn stop(&self) {
+        if let Mesh::Local { nodes, .. } = self {
+            for n in nodes {
+                let _ = n.signal("-CONT");
+                let _ = n.signal("-TERM");
+            }
+            for n in nodes {
+                if !n.reap(Duration::from_secs(15)) {
+                    let _ = n.signal("-KILL");
+                    n.reap(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        // Never leave node processes behind, whatever happened.
+        if let Mesh::Local { nodes, .. } = self {
+            for n in nodes.iter() {
+                if let Some(mut c) = n.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
+        }
+    }
+}
