@@ -263,7 +263,8 @@ async fn run_fault(mesh: Arc<Mesh>, p: Planned, start: Instant, journal: SharedJ
     });
 }
 
-async fn apply(
+/// Applies a planned fault now (`run` does it at the fault's offset; tests call it directly).
+pub async fn apply(
     mesh: &Mesh,
     p: &Planned,
     start: Instant,
@@ -401,7 +402,8 @@ async fn apply(
     Ok(())
 }
 
-async fn revert(mesh: &Mesh, p: &Planned) -> anyhow::Result<()> {
+/// Reverts a planned fault now.
+pub async fn revert(mesh: &Mesh, p: &Planned) -> anyhow::Result<()> {
     let f = &p.spec;
     match f.kind {
         FaultKind::Kill => {

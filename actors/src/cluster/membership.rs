@@ -400,9 +400,14 @@ impl MembershipState {
         let Some(server) = lock(&self.shared.node_server).clone() else {
             return;
         };
-        let Ok(sessions) = ractor::call_t!(server, NodeServerMessage::GetSessions, 2_000) else {
-            return;
+        let sessions = match ractor::call_t!(server, NodeServerMessage::GetSessions, 2_000) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the node sessions to adopt");
+                return;
+            }
         };
+        tracing::debug!(sessions = sessions.len(), "node sessions to adopt");
         let mut adopted = 0;
         for ses in sessions.into_values().filter(|s| s.peer_name.is_some()) {
             adopted += 1;
