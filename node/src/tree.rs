@@ -168,11 +168,7 @@ impl Node {
             store: SessionStore::new(),
             config: cfg.engine.clone(),
         });
-        let status = Arc::new(NodeStatus::new(
-            &cfg.name,
-            cluster,
-            cfg.chaos_token.clone(),
-        ));
+        let status = Arc::new(NodeStatus::new(&cfg.name, cluster, cfg.chaos_token.clone()));
         for (configured, l) in [
             (cfg.tcp.is_some(), Listener::Tcp),
             (cfg.http.is_some(), Listener::Http),
