@@ -157,3 +157,54 @@ fn a_restarted_membership_still_sees_its_peers_up() {
     wait_cluster(a.admin(), "b up after the restart", |v| up(v, "b"));
     wait_cluster(b.admin(), "a up", |v| up(v, "a"));
 }
+
+/// A restart storm that trips ClusterSup's intensity escalates to the root, which restarts the
+/// cluster side: the new endpoint must bind the same port again (found by the actor-kill-storm
+/// scenario: the old socket was still held and the whole node went down).
+#[test]
+fn a_cluster_restart_storm_escalates_and_the_node_survives() {
+    // A fixed admin port: the escalation restarts the listeners too, and port 0 would move.
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let node = NodeProc::start(
+        None,
+        &["--chaos", "--admin-token", TOKEN, "--admin", &admin],
+    );
+    let body = r#"{"kind":"child","id":"ClusterSup/Membership"}"#;
+    // While the tree restarts, the admin API itself is briefly down: tolerate refused requests.
+    let cluster_sup_restarts = |n: &NodeProc| {
+        try_http_get(n.admin(), "/admin/tree").and_then(|(_, t)| {
+            t["children"]
+                .as_array()?
+                .iter()
+                .find(|c| c["id"] == "ClusterSup")?["restarts"]
+                .as_u64()
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    while cluster_sup_restarts(&node).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "ClusterSup never escalated");
+        if let Ok(mut s) = std::net::TcpStream::connect(node.admin()) {
+            use std::io::{Read, Write};
+            let req = format!(
+                "POST /admin/chaos/kill HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(req.as_bytes());
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+    }
+    // The root restarted ClusterSup; the node is up and its cluster side serves again.
+    let deadline = Instant::now() + WAIT;
+    while !matches!(try_http_get(node.admin(), "/admin/cluster"), Some((200, _))) {
+        assert!(
+            Instant::now() < deadline,
+            "the cluster side never came back"
+        );
+        std::thread::sleep(POLL);
+    }
+    let (code, health) = http_get(node.admin(), "/health");
+    assert_eq!(code, 200, "{health}");
+}

@@ -49,7 +49,8 @@ impl Actor for QuicEndpoint {
             .map_err(|e| format!("cannot listen for the cluster on {bind}: {e}"))?
             .next()
             .ok_or_else(|| format!("cannot listen for the cluster on {bind}: no address"))?;
-        let mut endpoint = quinn::Endpoint::server(shared.cfg.server_config.clone(), addr)
+        let mut endpoint = bind_endpoint(&shared, addr)
+            .await
             .map_err(|e| format!("cannot listen for the cluster on {bind}: {e}"))?;
         endpoint.set_default_client_config(shared.cfg.client_config.clone());
         let local = endpoint
@@ -74,6 +75,9 @@ impl Actor for QuicEndpoint {
         let _ = (&mut s.accept).await;
         s.endpoint.close(CLOSE_LEAVING.into(), b"node stopping");
         *lock(&s.shared.endpoint) = None;
+        // Connections keep the endpoint's socket alive; a restarted endpoint must be able to
+        // bind the same port again.
+        lock(&s.shared.conns).clear();
         // Let the close frames go out, briefly: peers then see the close at once instead of
         // waiting for their idle timeout.
         let _ = tokio::time::timeout(
@@ -83,6 +87,26 @@ impl Actor for QuicEndpoint {
         .await;
         tracing::info!("cluster endpoint closed");
         Ok(())
+    }
+}
+
+/// How long a (re)starting endpoint retries a port that is still in use: after a restart the
+/// previous endpoint's socket is released only once its last connection handle is gone.
+const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
+
+async fn bind_endpoint(shared: &Shared, addr: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let deadline = tokio::time::Instant::now() + BIND_RETRY;
+    loop {
+        match quinn::Endpoint::server(shared.cfg.server_config.clone(), addr) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(%addr, "cluster port still in use; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -43,7 +43,7 @@ const COUNTED_TIMEOUT_MS: u64 = 120_000;
 const PING_TIMEOUT_MS: u64 = 5_000;
 
 /// Measures the erlmcp mesh over QUIC loopback against a real `erlmcp node` process.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "erlmcp-cluster-bench", version)]
 struct Args {
     /// The `erlmcp` binary to run peers with [default: `erlmcp` next to this executable].
@@ -77,6 +77,10 @@ struct Args {
     /// Tokio worker threads of this process [default: number of CPUs].
     #[arg(long)]
     threads: Option<usize>,
+    /// Tokio worker threads of every peer process (sets `TOKIO_WORKER_THREADS` for them)
+    /// [default: theirs, the number of CPUs].
+    #[arg(long)]
+    peer_threads: Option<usize>,
     /// Directory for the peers' logs (RUST_LOG=warn) [default: a new directory under the
     /// system's temporary directory].
     #[arg(long, value_name = "DIR")]
@@ -110,11 +114,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Ctrl-C drops the run, and with it the child processes (their guard kills them).
+    // The run is a task on the runtime's workers, as actors' callers are in a node (a call from
+    // the thread that runs `block_on` pays a cross-thread wake-up per reply). Ctrl-C aborts it,
+    // which drops the child processes' guard: they are killed.
     let result = rt.block_on(async {
+        let run_args = args.clone();
+        let mut task = tokio::spawn(async move { run(&run_args, threads).await });
         tokio::select! {
-            r = run(&args, threads) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            r = &mut task => r.unwrap_or_else(|e| Err(anyhow!("the run panicked: {e}"))),
+            _ = tokio::signal::ctrl_c() => {
+                task.abort();
+                let _ = task.await;
+                Err(anyhow!("interrupted"))
+            }
         }
     });
     rt.shutdown_timeout(Duration::from_secs(1));
@@ -221,6 +233,7 @@ struct PeerLauncher {
     cookie: String,
     keepalive: Duration,
     idle_timeout: Duration,
+    threads: Option<usize>,
     log_dir: PathBuf,
 }
 
@@ -233,8 +246,11 @@ impl PeerLauncher {
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
         let any = "127.0.0.1:0";
-        Command::new(&self.erlmcp)
-            .arg("node")
+        let mut cmd = Command::new(&self.erlmcp);
+        if let Some(n) = self.threads {
+            cmd.env("TOKIO_WORKER_THREADS", n.max(1).to_string());
+        }
+        cmd.arg("node")
             .args(["--name", name])
             .args(["--tcp", any, "--http", any, "--admin", any, "--quic", any])
             .args(["--cluster", any, "--join", &self.join])
@@ -387,11 +403,12 @@ impl CpuPair {
         }
     }
 
-    fn json(&self, wall: Duration) -> Value {
+    fn json(&self, wall: Duration, ops: u64) -> Value {
         let one = |c: &CpuUsage| {
             json!({
                 "user_s": round3(c.user),
                 "sys_s": round3(c.sys),
+                "us_per_op": round3(c.cpu() * 1e6 / ops.max(1) as f64),
                 "cores": round3(c.cpu() / wall.as_secs_f64()),
                 "runq_wait_s": round3(c.runq_wait),
             })
@@ -399,11 +416,12 @@ impl CpuPair {
         json!({"bench": one(&self.bench), "peer": self.peer.as_ref().map(one)})
     }
 
-    fn text(&self, wall: Duration) -> String {
+    fn text(&self, wall: Duration, ops: u64, op: &str) -> String {
         let one = |c: &CpuUsage| {
             format!(
-                "{:.2} s ({:.0}% user {:.0}% sys of a core), waited {:.0} ms for a CPU",
+                "{:.2} s = {:.1} us per {op} ({:.0}% user {:.0}% sys of a core), waited {:.0} ms for a CPU",
                 c.cpu(),
+                c.cpu() * 1e6 / ops.max(1) as f64,
                 100.0 * c.user / wall.as_secs_f64(),
                 100.0 * c.sys / wall.as_secs_f64(),
                 c.runq_wait * 1e3
@@ -458,6 +476,7 @@ struct KillResult {
 
 struct Report {
     threads: usize,
+    peer_threads: Option<usize>,
     nproc: usize,
     kernel: String,
     load_start: String,
@@ -486,8 +505,10 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "erlmcp-cluster-bench: this process (node {BENCH_NODE}, {} tokio thread(s)) and an `erlmcp node` process over QUIC loopback",
-            self.threads
+            "erlmcp-cluster-bench: this process (node {BENCH_NODE}, {} tokio thread(s)) and an `erlmcp node` process ({} tokio thread(s)) over QUIC loopback",
+            self.threads,
+            self.peer_threads
+                .map_or_else(|| format!("{}, its default", self.nproc), |n| n.to_string())
         );
         let _ = writeln!(
             s,
@@ -515,7 +536,7 @@ impl Report {
                 group(GOAL_CASTS_PER_S as u64),
                 verdict(c.per_s() >= GOAL_CASTS_PER_S)
             );
-            s.push_str(&c.cpu.text(c.total));
+            s.push_str(&c.cpu.text(c.total, c.casts, "cast"));
         }
         if let Some(c) = &self.calls {
             let p50 = c.q_us(0.5);
@@ -532,7 +553,7 @@ impl Report {
                 GOAL_CALL_P50_US,
                 verdict(p50 <= GOAL_CALL_P50_US)
             );
-            s.push_str(&c.cpu.text(c.total));
+            s.push_str(&c.cpu.text(c.total, c.calls, "call"));
         }
         if let Some(k) = &self.kills {
             let mut d = k.down_ms.clone();
@@ -584,7 +605,7 @@ impl Report {
                 "total_ms": round3(ms(c.total)),
                 "goal_casts_per_s": GOAL_CASTS_PER_S,
                 "goal_met": c.per_s() >= GOAL_CASTS_PER_S,
-                "cpu": c.cpu.json(c.total),
+                "cpu": c.cpu.json(c.total, c.casts),
             })
         });
         let calls = self.calls.as_ref().map(|c| {
@@ -601,7 +622,7 @@ impl Report {
                 },
                 "goal_p50_us": GOAL_CALL_P50_US,
                 "goal_met": c.q_us(0.5) <= GOAL_CALL_P50_US,
-                "cpu": c.cpu.json(c.total),
+                "cpu": c.cpu.json(c.total, c.calls),
             })
         });
         let kills = self.kills.as_ref().map(|k| {
@@ -635,6 +656,7 @@ impl Report {
                 "loadavg_end": self.load_end,
             },
             "threads": self.threads,
+            "peer_threads": self.peer_threads.unwrap_or(self.nproc),
             "transport": {
                 "keepalive_ms": self.tuning.keepalive.as_millis() as u64,
                 "idle_timeout_ms": self.tuning.idle_timeout.as_millis() as u64,
@@ -699,6 +721,7 @@ async fn run(args: &Args, threads: usize) -> anyhow::Result<Report> {
         cookie: args.cookie.clone(),
         keepalive: args.keepalive,
         idle_timeout: args.idle_timeout,
+        threads: args.peer_threads,
         log_dir: log_dir.clone(),
     };
     let mut children = Children::default();
@@ -709,6 +732,7 @@ async fn run(args: &Args, threads: usize) -> anyhow::Result<Report> {
     let (join_ms, rtt_us, casts, calls, kills) = result?;
     Ok(Report {
         threads,
+        peer_threads: args.peer_threads,
         nproc: nproc(),
         kernel: kernel_release(),
         load_start,
@@ -752,12 +776,11 @@ async fn phases(
             }
         } => Err(anyhow!("{PEER_NODE} exited early")),
     };
-    let up = up.with_context(|| format!("see {}", launcher.log_dir.join("peer.log").display()))?;
+    up.with_context(|| format!("see {}", launcher.log_dir.join("peer.log").display()))?;
     let join_ms = ms(started.elapsed());
     let agent = agent_of(cluster, PEER_NODE).await?;
     eprintln!(
-        "[join] {PEER_NODE} up after {join_ms:.0} ms (incarnation {}), agent {}",
-        up.incarnation,
+        "[join] {PEER_NODE} up after {join_ms:.0} ms, its agent is {}",
         agent.get_id()
     );
     drop(events);
@@ -845,13 +868,6 @@ async fn phases(
         None
     };
 
-    let rtt_us = cluster.snapshot().await.and_then(|s| {
-        s.members
-            .iter()
-            .find(|m| m.name == PEER_NODE)
-            .and_then(|m| m.rtt_us)
-    });
-
     // 4. Failure detection, seen by this node (the survivor).
     let kills = if args.kills > 0 {
         let mut k = KillResult {
@@ -913,6 +929,13 @@ async fn phases(
     } else {
         None
     };
+    // quinn's RTT estimate of the peer's connection (Membership samples it every tick).
+    let rtt_us = cluster.snapshot().await.and_then(|s| {
+        s.members
+            .iter()
+            .find(|m| m.name == PEER_NODE)
+            .and_then(|m| m.rtt_us)
+    });
     Ok((join_ms, rtt_us, casts, calls, kills))
 }
 
