@@ -1,12 +1,15 @@
-//! erlmcp-chaos: the chaos harness for erlmcp meshes (Jepsen-style).
+//! erlmcp-chaos: the chaos harness for erlmcp meshes, modelled on Jepsen (a nemesis injects
+//! faults, a workload records a history, checkers analyse it) and toxiproxy (network faults).
+//! A node never needs it at run time.
 //!
-//! It will own fault injection (process, actor, network through a controlled relay), a seeded
-//! workload that records a history, checkers (lost writes, per-key linearizability, every
-//! request answered, availability, convergence) and reports. A node never needs it at run time.
-//!
-//! Today it has the network part's foundation: [`relay`], a userspace UDP relay that injects
-//! partitions, loss, delay, jitter, duplication, reordering and bandwidth limits in front of a
-//! node's QUIC port (kernel `netem` is not available everywhere, a relay works on loopback too).
+//! - [`scenario`]: scenario files; [`run`]: one run from start to verdict;
+//! - [`mesh`]: local node processes behind [`relay`] (UDP: cluster and QUIC ports) and
+//!   [`tcp_proxy`] (TCP/HTTP listeners), or running nodes attached through their admin APIs;
+//! - [`nemesis`]: faults at their time offsets (process, actor, network, client);
+//! - [`workload`]: seeded MCP clients over TCP, HTTP and QUIC recording a [`history`];
+//! - [`check`]: lost writes, linearizability, deadlines, availability, convergence;
+//! - [`report`]: terminal table, report.json, report.html, progress;
+//! - [`inject`]: one fault by hand.
 
 pub mod check;
 pub mod history;
