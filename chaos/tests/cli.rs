@@ -1,24 +1,11 @@
 //! `erlmcp-chaos run` exit codes: 1 when a checker fails, 2 when the scenario is invalid.
 //! Needs the node binary: `cargo build -p erlmcp-node` (or `ERLMCP_BIN`).
 
+mod common;
+use common::node_bin;
+
 use std::path::PathBuf;
 use std::process::Command;
-
-fn node_bin() -> PathBuf {
-    let path = match std::env::var_os("ERLMCP_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-            .join("debug/erlmcp"),
-    };
-    assert!(
-        path.is_file(),
-        "the node binary {} is missing: build it with `cargo build -p erlmcp-node` (or set ERLMCP_BIN)",
-        path.display()
-    );
-    path
-}
 
 fn scratch(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("erlmcp-chaos-cli-{tag}-{}", std::process::id()));

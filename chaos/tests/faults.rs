@@ -5,8 +5,10 @@
 //!
 //! Needs the node binary: `cargo build -p erlmcp-node` (or `ERLMCP_BIN`).
 
+mod common;
+use common::node_bin;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,22 +19,6 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(40);
-
-fn node_bin() -> PathBuf {
-    let path = match std::env::var_os("ERLMCP_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-            .join("debug/erlmcp"),
-    };
-    assert!(
-        path.is_file(),
-        "the node binary {} is missing: build it with `cargo build -p erlmcp-node` (or set ERLMCP_BIN)",
-        path.display()
-    );
-    path
-}
 
 fn names() -> Vec<String> {
     (0..3).map(|i| format!("node{i}")).collect()

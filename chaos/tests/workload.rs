@@ -7,10 +7,12 @@
 //! The node binary must be built first: `cargo build -p erlmcp-node` (or set `ERLMCP_BIN`).
 //! Every wait is bounded.
 
+mod common;
+use common::node_bin;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -23,24 +25,6 @@ use erlmcp_chaos::workload::{self, ClientSession, NodeTarget, Routing, RunOutput
 const WAIT: Duration = Duration::from_secs(60);
 
 const ALL: [Transport; 3] = [Transport::Tcp, Transport::Http, Transport::Quic];
-
-/// The `erlmcp` binary: `ERLMCP_BIN`, else `CARGO_TARGET_DIR` or the workspace's `target/`,
-/// `debug/erlmcp`.
-fn node_bin() -> PathBuf {
-    let path = match std::env::var_os("ERLMCP_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-            .join("debug/erlmcp"),
-    };
-    assert!(
-        path.is_file(),
-        "the node binary {} is missing: build it with `cargo build -p erlmcp-node` (or point ERLMCP_BIN at it)",
-        path.display()
-    );
-    path
-}
 
 /// A running `erlmcp node` on ephemeral ports; killed on drop.
 struct Node {
