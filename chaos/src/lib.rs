@@ -9,6 +9,7 @@
 //! - [`workload`]: seeded MCP clients over TCP, HTTP and QUIC recording a [`history`];
 //! - [`check`]: lost writes, linearizability, deadlines, availability, convergence;
 //! - [`report`]: terminal table, report.json, report.html, progress;
+//! - [`rng`]: the seeded generator (SplitMix64) behind every random choice;
 //! - [`inject`]: one fault by hand.
 
 pub mod check;
@@ -18,6 +19,7 @@ pub mod mesh;
 pub mod nemesis;
 pub mod relay;
 pub mod report;
+pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod tcp_proxy;

@@ -216,7 +216,9 @@ impl Mesh {
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(log_dir)
             .with_context(|| format!("cannot create {}", log_dir.display()))?;
-        let mut plans = Vec::new();
+        // First every node's relays and proxies, since each node's flags name the others'
+        // cluster relays; then the flags, spawning each node in turn.
+        let mut nodes = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (tcp, http, admin) = (lo(free_tcp()?), lo(free_tcp()?), lo(free_tcp()?));
             let (quic, cluster) = (lo(free_udp()?), lo(free_udp()?));
@@ -233,37 +235,24 @@ impl Mesh {
             let http_proxy = TcpProxy::start(any, http)
                 .await
                 .context("starting an HTTP proxy")?;
-            plans.push((
-                name.clone(),
-                tcp,
-                http,
-                quic,
+            nodes.push(LocalNode {
+                log: log_dir.join(format!("{name}.log")),
+                name: name.clone(),
                 cluster,
                 admin,
                 cluster_relay,
-                quic_relay,
                 tcp_proxy,
                 http_proxy,
-            ));
+                quic_relay,
+                args: Vec::new(),
+                child: Mutex::new(None),
+            });
         }
-        let relays: Vec<String> = plans.iter().map(|p| p.6.local_addr().to_string()).collect();
-        let mut nodes = Vec::new();
-        for (
-            i,
-            (
-                name,
-                tcp,
-                http,
-                quic,
-                cluster,
-                admin,
-                cluster_relay,
-                quic_relay,
-                tcp_proxy,
-                http_proxy,
-            ),
-        ) in plans.into_iter().enumerate()
-        {
+        let relays: Vec<String> = nodes
+            .iter()
+            .map(|n| n.cluster_relay.local_addr().to_string())
+            .collect();
+        for (i, node) in nodes.iter_mut().enumerate() {
             let seeds: Vec<&str> = relays
                 .iter()
                 .enumerate()
@@ -273,17 +262,17 @@ impl Mesh {
             let mut args: Vec<String> = [
                 "node",
                 "--name",
-                &name,
+                &node.name,
                 "--tcp",
-                &tcp.to_string(),
+                &node.tcp_proxy.upstream().to_string(),
                 "--http",
-                &http.to_string(),
+                &node.http_proxy.upstream().to_string(),
                 "--quic",
-                &quic.to_string(),
+                &node.quic_relay.upstream().to_string(),
                 "--admin",
-                &admin.to_string(),
+                &node.admin.to_string(),
                 "--cluster",
-                &cluster.to_string(),
+                &node.cluster.to_string(),
                 "--cluster-advertise",
                 &relays[i],
                 "--chaos",
@@ -298,20 +287,8 @@ impl Mesh {
                 args.push(seeds.join(","));
             }
             args.extend(extra.iter().cloned());
-            let node = LocalNode {
-                log: log_dir.join(format!("{name}.log")),
-                name,
-                cluster,
-                admin,
-                cluster_relay,
-                tcp_proxy,
-                http_proxy,
-                quic_relay,
-                args,
-                child: Mutex::new(None),
-            };
+            node.args = args;
             node.spawn(bin)?;
-            nodes.push(node);
         }
         let mesh = Mesh::Local {
             nodes,
@@ -558,16 +535,13 @@ impl Mesh {
     }
 }
 
-impl Drop for Mesh {
+impl Drop for LocalNode {
     fn drop(&mut self) {
-        // Never leave node processes behind, whatever happened.
-        if let Mesh::Local { nodes, .. } = self {
-            for n in nodes.iter() {
-                if let Some(mut c) = n.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-            }
+        // Never leave a node process behind, whatever happened (also when a later node of the
+        // same mesh fails to start).
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }

@@ -10,36 +10,8 @@ use serde_json::json;
 use crate::history::FaultWindow;
 use crate::mesh::{Mesh, admin_request};
 use crate::relay::LinkFault;
+use crate::rng::SplitMix64;
 use crate::scenario::{FaultKind, FaultSpec, PartitionMode};
-
-/// A small seeded generator (SplitMix64): fault targets must be the same for the same seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// Next 64 bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// `k` distinct items of `from`, in a seeded order.
-    pub fn pick(&mut self, from: &[String], k: usize) -> Vec<String> {
-        let mut v = from.to_vec();
-        for i in (1..v.len()).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            v.swap(i, j);
-        }
-        v.truncate(k);
-        v
-    }
-}
 
 /// A fault with its targets resolved.
 #[derive(Debug, Clone)]
@@ -56,7 +28,8 @@ pub struct Planned {
 
 /// Resolves targets and partition groups for every fault, by seed.
 pub fn plan(faults: &[FaultSpec], nodes: &[String], seed: u64) -> Vec<Planned> {
-    let mut rng = Rng::new(seed ^ 0x006e_656d_6573_6973); // "nemesis"
+    // Fault targets must be the same for the same seed.
+    let mut rng = SplitMix64::new(seed ^ 0x006e_656d_6573_6973); // "nemesis"
     let mut planned: Vec<Planned> = faults
         .iter()
         .map(|f| {

@@ -44,6 +44,8 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::rng::{SplitMix64, random_seed};
+
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
 /// Datagrams a link buffers before processing them; more are dropped (a full NIC ring), so a
@@ -297,7 +299,7 @@ impl Relay {
     /// The seed of its fault decisions is random; read it with [`Relay::seed`] to replay a run
     /// with [`Relay::start_seeded`]. Must be called inside a tokio runtime.
     pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> io::Result<Relay> {
-        Self::start_seeded(listen, upstream, random_seed()).await
+        Self::start_seeded(listen, upstream, random_seed("relay")).await
     }
 
     /// [`Relay::start`] with a fixed seed, so its random fault decisions are reproducible.
@@ -406,53 +408,6 @@ impl Relay {
     /// Source addresses of the clients with a live flow.
     pub fn clients(&self) -> Vec<SocketAddr> {
         self.shared.clients().iter().copied().collect()
-    }
-}
-
-/// A random seed; falls back to the clock if the OS has no randomness to give (a relay must not
-/// fail to start over its seed).
-fn random_seed() -> u64 {
-    getrandom::u64().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "no OS randomness; seeding the relay from the clock");
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x5eed)
-    })
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and good enough for fault decisions; its
-/// output for a given seed never changes, which is the point.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// True with probability `p`; draws nothing when the answer is certain.
-    fn chance(&mut self, p: f64) -> bool {
-        if p <= 0.0 || p.is_nan() {
-            false
-        } else if p >= 1.0 {
-            true
-        } else {
-            self.next_f64() < p
-        }
     }
 }
 
@@ -1345,22 +1300,6 @@ mod tests {
             assert!(Instant::now() < deadline, "{addr} still bound");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    }
-
-    #[test]
-    fn splitmix_is_deterministic_and_chance_respects_extremes() {
-        let mut a = SplitMix64::new(99);
-        let mut b = SplitMix64::new(99);
-        let xs: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
-        assert_eq!(xs, ys);
-        // Reference value of SplitMix64 seeded with 0 (from the published algorithm).
-        assert_eq!(SplitMix64::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
-        let mut r = SplitMix64::new(1);
-        assert!((0..1000).all(|_| !r.chance(0.0) && r.chance(1.0)));
-        assert!(!r.chance(f64::NAN));
-        let hits = (0..10_000).filter(|_| r.chance(0.25)).count();
-        assert!((2000..3000).contains(&hits), "{hits}");
     }
 
     #[test]

@@ -1,5 +1,19 @@
-//! A small seeded PRNG (SplitMix64): the workload's choices must replay exactly for a seed, on
-//! any platform and any version of any crate, so it does not borrow a library's generator.
+//! A small seeded PRNG (SplitMix64), shared by everything in the harness that draws at random:
+//! the workload's choices, the nemesis's fault targets, and the [`crate::relay`] and
+//! [`crate::tcp_proxy`] fault decisions. Each must replay exactly for a seed, on any platform
+//! and any version of any crate, so it does not borrow a library's generator.
+
+/// A random seed, for a `what` (`relay`, `tcp proxy`) started without one; falls back to the
+/// clock if the OS has no randomness to give (nothing must fail to start over its seed).
+pub fn random_seed(what: &str) -> u64 {
+    getrandom::u64().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no OS randomness; seeding the {what} from the clock");
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x5eed)
+    })
+}
 
 /// SplitMix64 (Steele, Lea, Flood 2014): 64 bits of state, passes BigCrush, and every seed (0
 /// included) gives a full-period stream.
@@ -58,6 +72,31 @@ impl SplitMix64 {
     pub fn index(&mut self, n: usize) -> usize {
         self.below(n as u64) as usize
     }
+
+    /// True with probability `p` (compared against [`Self::next_f64`]); draws nothing when the
+    /// answer is certain (`p <= 0`, NaN, or `p >= 1`).
+    pub fn chance(&mut self, p: f64) -> bool {
+        if p <= 0.0 || p.is_nan() {
+            false
+        } else if p >= 1.0 {
+            true
+        } else {
+            self.next_f64() < p
+        }
+    }
+
+    /// `k` distinct items of `from` (at most all of them), in a seeded order: a Fisher-Yates
+    /// shuffle of a copy, truncated. Each swap index is `next_u64() % (i + 1)` (not
+    /// [`Self::below`]), which fixes the nemesis's targets for a seed.
+    pub fn pick(&mut self, from: &[String], k: usize) -> Vec<String> {
+        let mut v = from.to_vec();
+        for i in (1..v.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+        v.truncate(k);
+        v
+    }
 }
 
 #[cfg(test)]
@@ -110,6 +149,38 @@ mod tests {
         assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
         assert_eq!(r.below(0), 0);
         assert_eq!(r.below(1), 0);
+    }
+
+    #[test]
+    fn the_same_seed_replays() {
+        let mut a = SplitMix64::new(99);
+        let mut b = SplitMix64::new(99);
+        let xs: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
+        assert_eq!(xs, ys);
+    }
+
+    #[test]
+    fn chance_respects_extremes_and_the_rate() {
+        let mut r = SplitMix64::new(1);
+        assert!((0..1000).all(|_| !r.chance(0.0) && r.chance(1.0)));
+        assert!(!r.chance(f64::NAN));
+        let hits = (0..10_000).filter(|_| r.chance(0.25)).count();
+        assert!((2000..3000).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn pick_is_a_seeded_shuffle_of_distinct_items() {
+        let nodes: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
+        let a = SplitMix64::new(3).pick(&nodes, 3);
+        assert_eq!(a, SplitMix64::new(3).pick(&nodes, 3));
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|n| nodes.contains(n)));
+        assert!(a.iter().enumerate().all(|(i, n)| !a[..i].contains(n)));
+        let mut all = SplitMix64::new(3).pick(&nodes, 99);
+        all.sort();
+        assert_eq!(all, nodes);
+        assert!(SplitMix64::new(3).pick(&[], 2).is_empty());
     }
 
     #[test]

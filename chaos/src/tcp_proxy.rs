@@ -46,6 +46,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::rng::{SplitMix64, random_seed};
+
 /// Largest chunk read from a socket at once.
 pub const CHUNK: usize = 16 * 1024;
 /// Chunks a direction queues between its reader and its writer; once full the reader stops
@@ -200,7 +202,7 @@ impl TcpProxy {
     /// The seed of its random resets is random; read it with [`TcpProxy::seed`] to replay a
     /// schedule with [`TcpProxy::start_seeded`]. Must be called inside a tokio runtime.
     pub async fn start(listen: SocketAddr, upstream: SocketAddr) -> io::Result<TcpProxy> {
-        Self::start_seeded(listen, upstream, random_seed()).await
+        Self::start_seeded(listen, upstream, random_seed("tcp proxy")).await
     }
 
     /// [`TcpProxy::start`] with a fixed seed for the random reset schedule.
@@ -302,42 +304,6 @@ impl TcpProxy {
             bytes_up: get(&s.bytes[UP]),
             bytes_down: get(&s.bytes[DOWN]),
         }
-    }
-}
-
-/// A random seed; falls back to the clock if the OS has no randomness to give (a proxy must not
-/// fail to start over its seed).
-fn random_seed() -> u64 {
-    getrandom::u64().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "no OS randomness; seeding the tcp proxy from the clock");
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0x5eed)
-    })
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014), as in [`crate::relay`]: tiny, and its output for a
-/// given seed never changes, which is what makes a reset schedule replayable.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
 
@@ -1039,8 +1005,6 @@ mod tests {
             .sum::<f64>()
             / n as f64;
         assert!((0.09..0.11).contains(&mean), "mean wait {mean} s at 10/s");
-        // Reference value of SplitMix64 seeded with 0 (from the published algorithm).
-        assert_eq!(SplitMix64::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
     }
 
     #[tokio::test]

@@ -7,8 +7,8 @@
 
 use serde_json::json;
 
-use super::{CheckResult, Verdict, percentile};
-use crate::history::{History, Op, OpKind, Outcome};
+use super::{CheckResult, Verdict, latency_us, percentile};
+use crate::history::{History, Op, OpKind};
 
 /// The checker's name.
 pub const NAME: &str = "deadlines";
@@ -32,10 +32,7 @@ pub fn check(h: &History) -> CheckResult {
     let mut offenders = Vec::new();
 
     for op in &h.ops {
-        let latency = match (op.outcome, op.complete_us) {
-            (Outcome::Ok | Outcome::Fail, Some(done)) => Some(done.saturating_sub(op.invoke_us)),
-            _ => None,
-        };
+        let latency = latency_us(op);
         let reason = match latency {
             None => {
                 unanswered += 1;
@@ -128,6 +125,7 @@ fn offender(op: &Op, latency: Option<u64>, reason: &str) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::check::testkit::{hist, r, w, with_outcome};
+    use crate::history::Outcome;
 
     #[test]
     fn answered_in_time_passes_with_latency_figures() {

@@ -41,6 +41,8 @@ mod testkit;
 pub use convergence::NodeView;
 pub use timeline::{Bucket, buckets};
 
+use crate::history::{Op, Outcome};
+
 impl Verdict {
     /// Lower-case name, as serialized (`pass`, `fail`, `unknown`).
     pub fn as_str(self) -> &'static str {
@@ -81,6 +83,19 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     // `as` saturates for floats, and the clamp keeps a NaN or out-of-range `p` inside the slice.
     let rank = (p.clamp(0.0, 1.0) * n as f64).ceil() as usize;
     sorted.get(rank.clamp(1, n) - 1).copied()
+}
+
+/// Latency of an *answered* operation (a result or an error came back, `Ok` or `Fail`, with a
+/// completion time), µs; `None` otherwise.
+///
+/// `Unknown` operations are left out on purpose: most are timeouts, whose "latency" is the
+/// deadline, and mixing them in would make the percentiles describe the deadline rather than the
+/// server.
+pub fn latency_us(op: &Op) -> Option<u64> {
+    match (op.outcome, op.complete_us) {
+        (Outcome::Ok | Outcome::Fail, Some(done)) => Some(done.saturating_sub(op.invoke_us)),
+        _ => None,
+    }
 }
 
 /// `ok / ops`, `None` when there were no operations (JSON `null`: nothing to plot).

@@ -1,9 +1,10 @@
 //! Throughput and latency over time, for the reports' plots: the run cut into fixed-width
-//! buckets by invoke time.
+//! buckets by invoke time. The HTML report draws its plots from [`buckets_over`] with its own
+//! span and width.
 
 use serde::{Deserialize, Serialize};
 
-use super::percentile;
+use super::{latency_us, percentile};
 use crate::history::{History, Outcome};
 
 /// At most this many buckets are made; a narrower width is widened to fit (a plot cannot show
@@ -30,21 +31,33 @@ pub struct Bucket {
     pub p99_us: Option<u64>,
 }
 
+/// The recorded duration, stretched to hold every operation's invoke time (the last invoke
+/// itself, hence + 1): the least span [`buckets_over`] needs to place every operation.
+pub fn invoke_span_us(h: &History) -> u64 {
+    h.ops
+        .iter()
+        .map(|o| o.invoke_us.saturating_add(1))
+        .fold(h.duration_us, u64::max)
+}
+
 /// Cuts the run into buckets of `width_us` (widened so there are at most [`MAX_BUCKETS`]),
-/// covering `0..duration_us` and every operation's invoke time, empty buckets included so the
-/// time axis is regular. Latencies are of answered operations; unknown outcomes have none (they
-/// show in `unknown`). A `width_us` of 0 yields no buckets.
+/// covering `0..duration_us` and every operation's invoke time ([`invoke_span_us`]), empty
+/// buckets included so the time axis is regular. Latencies are of answered operations
+/// ([`latency_us`]); unknown outcomes have none (they show in `unknown`). A `width_us` of 0
+/// yields no buckets.
 pub fn buckets(h: &History, width_us: u64) -> Vec<Bucket> {
+    buckets_over(h, width_us, invoke_span_us(h))
+}
+
+/// [`buckets`] over `0..span_us` instead of [`invoke_span_us`]: a longer span (say, one that
+/// also covers the fault windows) adds empty buckets at the end. Operations invoked at or after
+/// `span_us` are left out, so the span should be at least [`invoke_span_us`].
+pub fn buckets_over(h: &History, width_us: u64, span_us: u64) -> Vec<Bucket> {
     if width_us == 0 {
         return Vec::new();
     }
-    let last_invoke = h.ops.iter().map(|o| o.invoke_us).max();
-    // The span must hold the last invoke itself, hence + 1.
-    let span = last_invoke
-        .map_or(0, |t| t.saturating_add(1))
-        .max(h.duration_us);
-    let width = width_us.max(span.div_ceil(MAX_BUCKETS));
-    let count = span.div_ceil(width);
+    let width = width_us.max(span_us.div_ceil(MAX_BUCKETS));
+    let count = span_us.div_ceil(width);
 
     let mut out: Vec<Bucket> = (0..count)
         .map(|i| Bucket {
@@ -59,7 +72,7 @@ pub fn buckets(h: &History, width_us: u64) -> Vec<Bucket> {
         .collect();
     let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); out.len()];
     for op in &h.ops {
-        // `count` was sized to hold every invoke; `get_mut` keeps that an invariant, not a panic.
+        // The span should hold every invoke; `get_mut` leaves out one it does not, no panic.
         let idx = usize::try_from(op.invoke_us / width).unwrap_or(usize::MAX);
         let (Some(bucket), Some(lat)) = (out.get_mut(idx), latencies.get_mut(idx)) else {
             continue;
@@ -70,8 +83,8 @@ pub fn buckets(h: &History, width_us: u64) -> Vec<Bucket> {
             Outcome::Fail => bucket.fail += 1,
             Outcome::Unknown => bucket.unknown += 1,
         }
-        if let (Outcome::Ok | Outcome::Fail, Some(done)) = (op.outcome, op.complete_us) {
-            lat.push(done.saturating_sub(op.invoke_us));
+        if let Some(l) = latency_us(op) {
+            lat.push(l);
         }
     }
     for (bucket, mut lat) in out.iter_mut().zip(latencies) {
@@ -125,6 +138,19 @@ mod tests {
         let b = buckets(&h, 100);
         assert_eq!(b.len(), 11);
         assert_eq!(b[10].ops, 1);
+    }
+
+    #[test]
+    fn a_longer_span_adds_empty_buckets_and_a_shorter_one_leaves_ops_out() {
+        let mut h = hist(vec![r(1, "k", None, 150, 160)], vec![]);
+        h.duration_us = 200;
+        assert_eq!(invoke_span_us(&h), 200);
+        let b = buckets_over(&h, 100, 450);
+        assert_eq!(b.len(), 5);
+        assert_eq!(b.iter().map(|b| b.ops).sum::<u64>(), 1);
+        assert_eq!(b[1].p50_us, Some(10));
+        let b = buckets_over(&h, 100, 100);
+        assert_eq!((b.len(), b[0].ops), (1, 0));
     }
 
     #[test]

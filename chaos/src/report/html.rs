@@ -6,10 +6,10 @@
 
 use std::fmt::Write as _;
 
-use super::stats::{self, Bucket};
+use super::stats;
 use super::svg::{self, BarGroup, LineChart, Series, Shade};
 use super::{Report, millis, palette, percent, secs, verdict_str};
-use crate::check::Verdict;
+use crate::check::{Bucket, Verdict};
 use crate::history::Outcome;
 
 /// How many operations the collapsed operation table lists.

@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{CheckResult, Verdict};
+use crate::check::{self, CheckResult, Verdict};
 use crate::history::{History, Outcome};
 
 pub use progress::Progress;
@@ -209,9 +209,9 @@ impl Report {
             .check(AVAILABILITY_CHECK)
             .and_then(|c| c.details.get("overall"))
             .and_then(serde_json::Value::as_f64)
-            .or_else(|| stats::ratio(ok as u64, ops.len() as u64));
+            .or_else(|| check::share(ok as u64, ops.len() as u64));
 
-        let mut lat: Vec<u64> = ops.iter().filter_map(stats::latency_us).collect();
+        let mut lat: Vec<u64> = ops.iter().filter_map(check::latency_us).collect();
         lat.sort_unstable();
         let ms = |us: u64| us as f64 / 1000.0;
         Summary {
@@ -224,8 +224,8 @@ impl Report {
             lost_writes,
             linearizable,
             availability,
-            p50_ms: stats::percentile(&lat, 0.50).map(ms),
-            p99_ms: stats::percentile(&lat, 0.99).map(ms),
+            p50_ms: check::percentile(&lat, 0.50).map(ms),
+            p99_ms: check::percentile(&lat, 0.99).map(ms),
         }
     }
 

@@ -1,12 +1,15 @@
 //! Figures the report draws, computed straight from a [`History`]: time buckets (throughput by
 //! outcome, latency percentiles), per-node availability, and latency percentiles of the run.
 //!
-//! The checkers compute some of the same things; the report keeps its own small helper so that
-//! its plots only depend on the history (and so on nothing that may change under it).
+//! The bucketing, percentiles and latency rule are the checkers' ([`crate::check::timeline`],
+//! [`crate::check::percentile`], [`crate::check::latency_us`]); what is the report's own is the
+//! span the plots cover and their round bucket width.
 
 use std::collections::BTreeMap;
 
-use crate::history::{History, Op, Outcome};
+use crate::check::share;
+use crate::check::timeline::{self, Bucket};
+use crate::history::{History, Outcome};
 
 /// How many buckets the time plots aim for over a run.
 const TARGET_BUCKETS: u64 = 100;
@@ -14,54 +17,14 @@ const TARGET_BUCKETS: u64 = 100;
 /// The narrowest bucket, µs: below a millisecond the plots only show scheduling noise.
 const MIN_BUCKET_US: u64 = 1_000;
 
-/// One time bucket of the run, by invocation time.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Bucket {
-    /// Start of the bucket, µs since the run started.
-    pub start_us: u64,
-    /// Operations invoked in the bucket that ended `Ok`.
-    pub ok: u64,
-    /// ... that ended `Fail`.
-    pub fail: u64,
-    /// ... that ended `Unknown`.
-    pub unknown: u64,
-    /// Median latency of the bucket's answered operations, µs.
-    pub p50_us: Option<u64>,
-    /// 99th percentile latency of the bucket's answered operations, µs.
-    pub p99_us: Option<u64>,
-}
-
-/// Latency of an *answered* operation (a result or an error came back, `Ok` or `Fail`), µs.
-///
-/// `Unknown` operations are left out on purpose: most are timeouts, whose "latency" is the
-/// deadline, and mixing them in would make the percentiles describe the deadline rather than the
-/// server.
-pub(crate) fn latency_us(op: &Op) -> Option<u64> {
-    match op.outcome {
-        Outcome::Ok | Outcome::Fail => op.complete_us.map(|c| c.saturating_sub(op.invoke_us)),
-        Outcome::Unknown => None,
-    }
-}
-
-/// Nearest-rank percentile (`p` in 0..=1) of an ascending slice.
-pub(crate) fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len();
-    // Nearest rank: the smallest value with at least p·n values at or below it.
-    let rank = (p.clamp(0.0, 1.0) * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
-}
-
 /// The run's length as the plots show it: the recorded duration, stretched to cover any
-/// invocation or fault that the recording placed after it. Completions do not stretch it: the
-/// plots place operations at their invocation, and a timeout finishing after the end would
-/// only add an empty bucket that reads as a collapse of throughput.
+/// invocation ([`timeline::invoke_span_us`]) or fault that the recording placed after it.
+/// Completions do not stretch it: the plots place operations at their invocation, and a timeout
+/// finishing after the end would only add an empty bucket that reads as a collapse of
+/// throughput.
 pub(crate) fn span_us(h: &History) -> u64 {
-    let ops = h.ops.iter().map(|op| op.invoke_us.saturating_add(1));
     let faults = h.faults.iter().map(|f| f.end_us.max(f.start_us));
-    ops.chain(faults).fold(h.duration_us, u64::max)
+    faults.fold(timeline::invoke_span_us(h), u64::max)
 }
 
 /// A bucket width giving about [`TARGET_BUCKETS`] buckets over `span_us`, rounded up to a round
@@ -83,45 +46,15 @@ pub(crate) fn bucket_width_us(span_us: u64) -> u64 {
     }
 }
 
-/// Buckets of `width_us` covering the whole run (empty ones included, so a stall shows as a
-/// drop to zero rather than as a line drawn across it). Operations go to the bucket of their
-/// invocation: an operation that timed out because of a fault is counted when the fault hit it,
-/// not a deadline later, so failures line up with the shaded fault windows.
+/// Buckets of `width_us` covering the whole run ([`span_us`]; at least one bucket, even for an
+/// empty run), empty ones included, so a stall shows as a drop to zero rather than as a line
+/// drawn across it. Operations go to the bucket of their invocation: an operation that timed out
+/// because of a fault is counted when the fault hit it, not a deadline later, so failures line
+/// up with the shaded fault windows. `width_us` is the one the report picked
+/// ([`bucket_width_us`]): never 0, and wide enough that [`timeline::MAX_BUCKETS`] never widens
+/// it.
 pub(crate) fn buckets(h: &History, width_us: u64) -> Vec<Bucket> {
-    let width_us = width_us.max(1);
-    let count = span_us(h).div_ceil(width_us).max(1);
-    let count = usize::try_from(count).unwrap_or(usize::MAX);
-    let mut out: Vec<Bucket> = (0..count)
-        .map(|i| Bucket {
-            start_us: i as u64 * width_us,
-            ok: 0,
-            fail: 0,
-            unknown: 0,
-            p50_us: None,
-            p99_us: None,
-        })
-        .collect();
-    let mut lat: Vec<Vec<u64>> = vec![Vec::new(); count];
-    for op in &h.ops {
-        let i = usize::try_from(op.invoke_us / width_us)
-            .unwrap_or(usize::MAX)
-            .min(count - 1);
-        let b = &mut out[i];
-        match op.outcome {
-            Outcome::Ok => b.ok += 1,
-            Outcome::Fail => b.fail += 1,
-            Outcome::Unknown => b.unknown += 1,
-        }
-        if let Some(l) = latency_us(op) {
-            lat[i].push(l);
-        }
-    }
-    for (b, mut l) in out.iter_mut().zip(lat) {
-        l.sort_unstable();
-        b.p50_us = percentile(&l, 0.50);
-        b.p99_us = percentile(&l, 0.99);
-    }
-    out
+    timeline::buckets_over(h, width_us, span_us(h).max(1))
 }
 
 /// Availability of one node: the share of operations sent to it that succeeded.
@@ -142,18 +75,13 @@ pub(crate) struct NodeAvailability {
 impl NodeAvailability {
     /// `ok / ops` (`None` without operations).
     pub fn share(&self) -> Option<f64> {
-        ratio(self.ok, self.ops)
+        share(self.ok, self.ops)
     }
 
     /// `fault_ok / fault_ops` (`None` without operations during faults).
     pub fn fault_share(&self) -> Option<f64> {
-        ratio(self.fault_ok, self.fault_ops)
+        share(self.fault_ok, self.fault_ops)
     }
-}
-
-/// `num / den` as a float, `None` when `den` is 0.
-pub(crate) fn ratio(num: u64, den: u64) -> Option<f64> {
-    (den > 0).then(|| num as f64 / den as f64)
 }
 
 /// Whether an operation invoked at `t_us` ran while some fault was active.
@@ -199,7 +127,7 @@ fn natural_key(name: &str) -> (String, u64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{FaultWindow, OpKind, Transport};
+    use crate::history::{FaultWindow, Op, OpKind, Transport};
 
     fn op(id: u64, node: &str, invoke_us: u64, lat_us: u64, outcome: Outcome) -> Op {
         Op {
@@ -215,17 +143,6 @@ mod tests {
             outcome,
             error: None,
         }
-    }
-
-    #[test]
-    fn percentile_is_nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 0.5), Some(50));
-        assert_eq!(percentile(&v, 0.99), Some(99));
-        assert_eq!(percentile(&v, 1.0), Some(100));
-        assert_eq!(percentile(&v, 0.0), Some(1));
-        assert_eq!(percentile(&[7], 0.99), Some(7));
-        assert_eq!(percentile(&[], 0.5), None);
     }
 
     #[test]

@@ -128,6 +128,17 @@ fn legend_entry(out: &mut String, right_x: f64, name: &str, swatch: &str) -> f64
     x - 16.0
 }
 
+/// A horizontal grid line at `y` across a plot `pw` wide, with its y tick `label` on the left.
+fn y_grid_line(out: &mut String, y: f64, pw: f64, label: impl std::fmt::Display) {
+    let _ = write!(
+        out,
+        r#"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" class="grid"/><text x="{tx}" y="{ty:.1}" class="tick" text-anchor="end">{label}</text>"#,
+        x2 = LEFT + pw,
+        tx = LEFT - 8.0,
+        ty = y + 4.0,
+    );
+}
+
 /// The line chart, as an `<svg>` element.
 pub(crate) fn line_chart(c: &LineChart<'_>) -> String {
     let h = c.height;
@@ -171,15 +182,7 @@ pub(crate) fn line_chart(c: &LineChart<'_>) -> String {
 
     // Grid and y ticks.
     for &t in &y_ticks {
-        let y = ys(t);
-        let _ = write!(
-            out,
-            r#"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" class="grid"/><text x="{tx}" y="{ty:.1}" class="tick" text-anchor="end">{l}</text>"#,
-            x2 = LEFT + pw,
-            tx = LEFT - 8.0,
-            ty = y + 4.0,
-            l = tick_label(t),
-        );
+        y_grid_line(&mut out, ys(t), pw, tick_label(t));
     }
     // X ticks: the axis is [0, x_max], so ticks past x_max are dropped rather than squeezed.
     for &t in ticks(x_max, 10).iter().filter(|t| **t <= x_max * 1.000_001) {
@@ -317,14 +320,11 @@ pub(crate) fn bar_chart(
         r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#ffffff"/>"##
     );
     for t in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let y = ys(t);
-        let _ = write!(
-            out,
-            r#"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" class="grid"/><text x="{tx}" y="{ty:.1}" class="tick" text-anchor="end">{p}%</text>"#,
-            x2 = LEFT + pw,
-            tx = LEFT - 8.0,
-            ty = y + 4.0,
-            p = (t * 100.0).round(),
+        y_grid_line(
+            &mut out,
+            ys(t),
+            pw,
+            format_args!("{}%", (t * 100.0).round()),
         );
     }
     let _ = write!(

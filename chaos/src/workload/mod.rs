@@ -24,7 +24,6 @@
 mod client;
 mod http;
 mod lines;
-mod rng;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -41,9 +40,9 @@ pub use client::{
     CallError, Connector, DEV_COOKIE, META_RESUME, META_SESSION, McpClient, NodeTarget,
     PROTOCOL_VERSION,
 };
-pub use rng::SplitMix64;
 
 use crate::history::{FinalRead, Op, OpKind, Outcome, Transport};
+use crate::rng::SplitMix64;
 
 /// Shortest pause after a failed operation or session attempt.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
