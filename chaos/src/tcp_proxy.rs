@@ -882,9 +882,11 @@ mod tests {
     async fn heal_releases_held_data_and_lifts_every_fault() {
         let (_echo, proxy) = setup(6).await;
         let mut s = connect(&proxy).await;
+        // One round trip first: the proxy has then accepted this connection, so `refuse`
+        // below (which resets *new* connections) cannot catch it.
+        assert_eq!(round_trip(&mut s, b"pre").await, b"pre");
         // A cap of 0 holds everything back until the setting changes.
         proxy.set_slow(Duration::ZERO, Some(0));
-        proxy.set_reset_rate(5.0);
         proxy.refuse(true);
         s.write_all(b"held").await.expect("write");
         let mut buf = [0u8; 4];
@@ -894,7 +896,9 @@ mod tests {
                 .is_err(),
             "data passed a cap of 0"
         );
-
+        // Set just before healing: a random reset must not hit this connection before the
+        // hold above was checked.
+        proxy.set_reset_rate(5.0);
         proxy.heal();
         tokio::time::timeout(WAIT, s.read_exact(&mut buf))
             .await
