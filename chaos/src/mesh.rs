@@ -68,12 +68,35 @@ pub async fn admin_request(
     Ok((code, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
+/// Ports for nodes come from below Linux's ephemeral range (32768–60999): while a node is down
+/// (killed, restarting), an ephemeral socket of a relay or client could otherwise take its port
+/// and the restart would fail.
+const NODE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+fn free_port(free: impl Fn(u16) -> bool) -> anyhow::Result<u16> {
+    // Start somewhere different for every call (pid and a counter), then probe in order.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = u32::from(NODE_PORTS.end - NODE_PORTS.start);
+    let first = (std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(n.wrapping_mul(104_729)))
+        % span;
+    for i in 0..span {
+        let port = NODE_PORTS.start + ((first + i) % span) as u16;
+        if free(port) {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port in {NODE_PORTS:?}")
+}
+
 fn free_tcp() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_port(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
 fn free_udp() -> anyhow::Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_port(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
 fn lo(port: u16) -> SocketAddr {
@@ -407,7 +430,7 @@ impl Mesh {
     pub async fn kill(&self, name: &str) -> anyhow::Result<()> {
         self.signal(name, "-KILL").await?;
         if let Ok(n) = self.local(name) {
-            n.reap(Duration::from_secs(10));
+            tokio::task::block_in_place(|| n.reap(Duration::from_secs(10)));
         }
         Ok(())
     }
@@ -471,6 +494,14 @@ impl Mesh {
             a.cluster_relay
                 .set_for(b.cluster, Direction::ToClient, fault);
         }
+        Ok(())
+    }
+
+    /// Undoes [`Mesh::link_fault`] between `a` and `b` (both directions).
+    pub fn link_clear(&self, a: &str, b: &str) -> anyhow::Result<()> {
+        let (x, y) = (self.local(a)?, self.local(b)?);
+        y.cluster_relay.clear_for(x.cluster);
+        x.cluster_relay.clear_for(y.cluster);
         Ok(())
     }
 

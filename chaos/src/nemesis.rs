@@ -287,23 +287,9 @@ pub async fn apply(
             }
         }
         FaultKind::Partition => {
-            let cut = LinkFault::blackhole();
-            let asymmetric = f.mode == Some(PartitionMode::Asymmetric);
-            for (gi, g) in p.groups.iter().enumerate() {
-                for (hi, h) in p.groups.iter().enumerate() {
-                    if gi >= hi {
-                        continue;
-                    }
-                    // Bridge: the middle group talks to both sides.
-                    if p.groups.len() == 3 && (gi == 1 || hi == 1) {
-                        continue;
-                    }
-                    for a in g {
-                        for b in h {
-                            mesh.link_fault(a, b, !asymmetric, cut.clone())?;
-                        }
-                    }
-                }
+            let both = f.mode != Some(PartitionMode::Asymmetric);
+            for (a, b) in cut_links(p) {
+                mesh.link_fault(&a, &b, both, LinkFault::blackhole())?;
             }
         }
         FaultKind::Latency => mesh.cluster_fault(
@@ -389,20 +375,51 @@ pub async fn revert(mesh: &Mesh, p: &Planned) -> anyhow::Result<()> {
                 mesh.resume(t).await?;
             }
         }
-        FaultKind::Partition
-        | FaultKind::Latency
+        // Each fault undoes only what it set, so overlapping faults keep their own windows.
+        FaultKind::Partition => {
+            for (a, b) in cut_links(p) {
+                mesh.link_clear(&a, &b)?;
+            }
+        }
+        FaultKind::Latency
         | FaultKind::Loss
         | FaultKind::Duplicate
         | FaultKind::Reorder
-        | FaultKind::Bandwidth
-        | FaultKind::ClientReset
-        | FaultKind::SlowClient => mesh.heal_all(),
+        | FaultKind::Bandwidth => mesh.cluster_fault(&p.targets, LinkFault::default())?,
+        FaultKind::ClientReset | FaultKind::SlowClient => {
+            for t in &p.targets {
+                let (tcp, http, quic) = mesh.client_proxies(t)?;
+                tcp.heal();
+                http.heal();
+                quic.heal();
+            }
+        }
         FaultKind::Restart
         | FaultKind::RollingRestart
         | FaultKind::ActorKill
         | FaultKind::RestartStorm => {}
     }
     Ok(())
+}
+
+/// The node-to-node links a partition cuts: every pair across groups, except that a bridge's
+/// middle group keeps its links to both sides.
+fn cut_links(p: &Planned) -> Vec<(String, String)> {
+    let bridge = p.spec.mode == Some(PartitionMode::Bridge);
+    let mut links = Vec::new();
+    for (gi, g) in p.groups.iter().enumerate() {
+        for (hi, h) in p.groups.iter().enumerate() {
+            if gi >= hi || (bridge && (gi == 1 || hi == 1)) {
+                continue;
+            }
+            for a in g {
+                for b in h {
+                    links.push((a.clone(), b.clone()));
+                }
+            }
+        }
+    }
+    links
 }
 
 /// Runs every planned fault at its offset from `start`; returns when all have ended.

@@ -150,7 +150,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Repor
     let names = mesh.names();
     let (formed, took) = converge(&mesh, &names, FORM_TIMEOUT).await;
     if convergence::check(&formed, &names).verdict != crate::check::Verdict::Pass {
-        mesh.stop();
+        tokio::task::block_in_place(|| mesh.stop());
         bail!("the mesh did not form within {FORM_TIMEOUT:?}: {formed:?}");
     }
     eprintln!(
@@ -215,11 +215,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Repor
     let output = match output {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
-            mesh.stop();
+            tokio::task::block_in_place(|| mesh.stop());
             bail!("the workload could not run: {e}");
         }
         Err(e) => {
-            mesh.stop();
+            tokio::task::block_in_place(|| mesh.stop());
             return Err(e);
         }
     };
@@ -251,7 +251,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Repor
         availability::check(&history, scenario.checks.min_availability),
         convergence::check(&final_views, &names),
     ];
-    mesh.stop();
+    tokio::task::block_in_place(|| mesh.stop());
     let report = Report {
         scenario: scenario.name.clone(),
         seed,

@@ -280,7 +280,8 @@ pub enum PartitionMode {
     Asymmetric,
     /// A random minority (by seed) cut off from the majority.
     Minority,
-    /// Same as minority, named from the other side (the majority keeps going).
+    /// The same split as `minority` (a seeded minority cut off from the majority); the name is
+    /// for scenarios that speak of the majority side.
     Majority,
     /// Two halves that only one bridge node connects.
     Bridge,
@@ -473,6 +474,24 @@ impl Scenario {
                     "{what}: network and client faults need relays the harness owns; not available when attaching"
                 ));
             }
+            let remote = self.cluster.attach.iter().any(|a| {
+                let host = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                let host = host.trim_matches(|c| c == '[' || c == ']');
+                !(host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback()))
+            });
+            if matches!(f.kind, FaultKind::Kill | FaultKind::Pause) && attach && remote {
+                return Err(format!(
+                    "{what}: process faults signal a pid on this machine; attach to loopback admin addresses for them"
+                ));
+            }
+            if matches!(f.kind, FaultKind::Kill) && attach {
+                return Err(format!(
+                    "{what}: the harness cannot restart a killed node it did not start (use pause)"
+                ));
+            }
             if matches!(f.kind, FaultKind::Restart | FaultKind::RollingRestart) && attach {
                 return Err(format!(
                     "{what}: the harness cannot restart nodes it did not start"
@@ -486,6 +505,15 @@ impl Scenario {
                     }
                     Some(PartitionMode::Bridge) if names.len() < 3 => {
                         return Err(format!("{what}: a bridge needs at least 3 nodes"));
+                    }
+                    Some(
+                        PartitionMode::Minority
+                        | PartitionMode::Majority
+                        | PartitionMode::Asymmetric,
+                    ) if f.targets.is_empty() && names.len() < 3 => {
+                        return Err(format!(
+                            "{what}: needs at least 3 nodes (or targets) to cut anything off"
+                        ));
                     }
                     _ => {}
                 },

@@ -122,6 +122,10 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     if !node.drain.drain(grace / 2).await {
         tracing::warn!("requests still in flight after half the grace period; cancelling them");
     }
+    // Peers are told this node leaves (not that it failed) when the cluster side stops.
+    if let Some(cluster) = &node.status.cluster {
+        cluster.begin_leave();
+    }
     // Then the tree in reverse start order: listeners, remaining connections, sessions.
     if tokio::time::timeout_at(deadline, root.shutdown())
         .await

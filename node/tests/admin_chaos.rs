@@ -208,3 +208,42 @@ fn a_cluster_restart_storm_escalates_and_the_node_survives() {
     let (code, health) = http_get(node.admin(), "/health");
     assert_eq!(code, 200, "{health}");
 }
+
+/// Killing the cluster endpoint restarts it and, rest_for_one, Membership after it: the new
+/// endpoint binds the same port (the killed one got no `post_stop`), and peers never hear a
+/// "leave" — only a node that shuts down leaves.
+#[test]
+fn a_killed_endpoint_comes_back_on_its_port_and_peers_do_not_think_it_left() {
+    let port = free_udp_port();
+    let cluster = format!("127.0.0.1:{port}");
+    let a = NodeProc::start_with(
+        None,
+        &["--name", "a"],
+        &["--chaos", "--admin-token", TOKEN, "--cluster", &cluster],
+        "info",
+    );
+    let mut b = NodeProc::start_with(None, &["--name", "b"], &["--join", &cluster], "info");
+    let up = |v: &Value, who: &str| member_states(v).get(who).is_some_and(|s| s == "up");
+    wait_cluster(b.admin(), "a up", |v| up(v, "a"));
+    let (code, body) = kill(
+        &a,
+        Some(TOKEN),
+        r#"{"kind":"child","id":"ClusterSup/QuicEndpoint"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_restarts(&a, &["ClusterSup", "QuicEndpoint"], 1);
+    let view = wait_cluster(a.admin(), "b up again", |v| up(v, "b"));
+    assert_eq!(
+        view["cluster_addr"],
+        cluster.as_str(),
+        "same port: {view:#}"
+    );
+    wait_cluster(b.admin(), "a up again", |v| up(v, "a"));
+    b.signal("-TERM");
+    let (_, log) = b.wait_exit();
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("member left") && l.contains("member=a")),
+        "{log:#?}"
+    );
+}

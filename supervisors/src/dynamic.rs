@@ -621,9 +621,13 @@ impl<A: Clone + Send + Sync + 'static> Actor for DynamicSupervisor<A> {
         evt: SupervisionEvent,
         state: &mut DynamicState<A>,
     ) -> Result<(), ActorProcessingErr> {
-        let (Some(reason), Some(cell)) = (ExitReason::from_event(&evt), evt.actor_cell()) else {
+        let (Some(reason), Some(cell)) = (ExitReason::from_event(&evt), evt.actor_cell().cloned())
+        else {
             return Ok(());
         };
+        // The event carries the dead child's state (ractor hands it over on termination): drop
+        // it before restarting, so what it holds (a bound socket, a file) is released first.
+        drop(evt);
         let actor = cell.get_id();
         let Some(child) = state.children.remove(&actor) else {
             return Ok(());

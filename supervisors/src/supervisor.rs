@@ -669,9 +669,13 @@ impl Actor for Supervisor {
         evt: SupervisionEvent,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (Some(reason), Some(cell)) = (ExitReason::from_event(&evt), evt.actor_cell()) else {
+        let (Some(reason), Some(cell)) = (ExitReason::from_event(&evt), evt.actor_cell().cloned())
+        else {
             return Ok(());
         };
+        // The event carries the dead child's state (ractor hands it over on termination): drop
+        // it before restarting, so what it holds (a bound socket, a file) is released first.
+        drop(evt);
         let actor = cell.get_id();
         // Exits of children we stopped ourselves, or of older incarnations, match nothing.
         let Some(i) = state

@@ -760,3 +760,57 @@ async fn metrics_count_starts_exits_and_restarts() {
     let s = m.snapshot();
     assert_eq!((s.exits_normal, s.running_children), (2, 0));
 }
+
+// ---- resources of a dead child --------------------------------------------------------------
+
+/// A worker whose state owns a listening socket on a fixed port.
+struct PortHolder;
+
+impl ractor::Actor for PortHolder {
+    type Msg = ();
+    type State = std::net::TcpListener;
+    type Arguments = u16;
+
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<()>,
+        port: u16,
+    ) -> Result<Self::State, ractor::ActorProcessingErr> {
+        Ok(std::net::TcpListener::bind(("127.0.0.1", port))?)
+    }
+}
+
+#[tokio::test]
+async fn a_killed_childs_state_is_dropped_before_its_replacement_starts() {
+    // The replacement binds the same port: it can only if the dead child's state (which ractor
+    // hands to the supervisor with the exit event) is gone first. Before the fix, the first
+    // restart failed with "address in use".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let (tx, mut ev) = events();
+    let holder = ChildSpec::worker("holder", move |sup: ractor::ActorCell| async move {
+        let (r, _) = ractor::Actor::spawn_linked(None, PortHolder, port, sup).await?;
+        Ok(r.get_cell())
+    });
+    let spec = SupervisorSpec::new("s", Strategy::OneForOne)
+        .intensity(10, Duration::from_secs(10))
+        .child(holder)
+        .events(tx);
+    let (sup, _) = Supervisor::start(spec).await.unwrap();
+    child(&sup, "holder").await.kill();
+    let first = ev
+        .wait_for("restart or failed restart", |e| {
+            matches!(
+                e,
+                SupervisorEvent::Restarted { .. } | SupervisorEvent::RestartFailed { .. }
+            )
+        })
+        .await;
+    assert!(
+        matches!(first, SupervisorEvent::Restarted { .. }),
+        "the first restart succeeded: {first:?}"
+    );
+    sup.shutdown().await;
+}

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use erlmcp_runtime::cluster::transport::QuicBidi;
+use erlmcp_runtime::cluster::transport::{QuicBidi, connection_label};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::NodeServerMessage;
 use tokio::task::JoinHandle;
@@ -110,6 +110,19 @@ async fn bind_endpoint(shared: &Shared, addr: SocketAddr) -> std::io::Result<qui
     }
 }
 
+impl Drop for EndpointState {
+    /// A killed endpoint gets no `post_stop`: stop the accept loop and close the socket anyway,
+    /// so its replacement can bind the same port.
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.endpoint
+            .close(CLOSE_LEAVING.into(), b"endpoint stopped");
+        // Every handle keeps the socket bound: the shared one and the connections.
+        *lock(&self.shared.endpoint) = None;
+        lock(&self.shared.conns).clear();
+    }
+}
+
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
         let shared = shared.clone();
@@ -134,6 +147,12 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
 async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
     let peer = conn.remote_address();
     tracing::debug!(%peer, "cluster connection accepted");
+    // Recorded here too, not only by Membership: a Membership that is restarting right now
+    // adopts it from this map.
+    lock(&shared.conns).insert(
+        connection_label(peer, conn.stable_id()),
+        (conn.clone(), None),
+    );
     if let Some(m) = lock(&shared.membership).clone() {
         let _ = m.cast(MembershipMsg::Connected {
             conn: conn.clone(),
@@ -151,6 +170,7 @@ async fn serve_connection(conn: quinn::Connection, shared: Arc<Shared>) {
                     send,
                     recv,
                     peer,
+                    conn_id: conn.stable_id(),
                     local: None,
                 };
                 if server

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use erlmcp_runtime::cluster::membership::{ClusterSnapshot, MemberEvent, MemberState, MemberView};
 use erlmcp_runtime::cluster::tls::CLUSTER_SERVER_NAME;
-use erlmcp_runtime::cluster::transport::QuicBidi;
+use erlmcp_runtime::cluster::transport::{QuicBidi, connection_label};
 use erlmcp_runtime::cluster::wire::{self, Gossip, MemberRecord};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::node::NodeServerSessionInformation;
@@ -72,10 +72,8 @@ pub enum MembershipMsg {
     },
     /// A QUIC connection closed.
     ConnClosed {
-        /// Its remote address.
-        remote: SocketAddr,
-        /// Its id (a newer connection from the same address must not be dropped).
-        id: usize,
+        /// Its label ([`connection_label`]: address and connection id).
+        label: String,
         /// Why.
         reason: String,
     },
@@ -111,7 +109,8 @@ pub struct MembershipState {
     view: MemberView,
     agent: ActorRef<AgentMsg>,
     sessions: HashMap<ActorId, Sess>,
-    conns: HashMap<SocketAddr, Conn>,
+    /// By [`connection_label`], as node sessions name their peer.
+    conns: HashMap<String, Conn>,
     ticker: JoinHandle<()>,
     last_gossip: Instant,
     rng: u64,
@@ -236,10 +235,10 @@ impl MembershipState {
         // `keepalive`, so a connection that received nothing for a few of them is suspect.
         let mut events = Vec::new();
         for s in self.sessions.values().filter(|s| s.ready) {
-            let (Some(name), Ok(addr)) = (&s.name, s.peer_addr.parse::<SocketAddr>()) else {
+            let Some(name) = &s.name else {
                 continue;
             };
-            let Some(c) = self.conns.get_mut(&addr) else {
+            let Some(c) = self.conns.get_mut(&s.peer_addr) else {
                 continue;
             };
             let rx = c.conn.stats().udp_rx.datagrams;
@@ -310,11 +309,7 @@ impl MembershipState {
                     let dialed = if s.is_server {
                         None
                     } else {
-                        s.peer_addr
-                            .parse::<SocketAddr>()
-                            .ok()
-                            .and_then(|a| self.conns.get(&a))
-                            .and_then(|c| c.dialed.clone())
+                        self.conns.get(&s.peer_addr).and_then(|c| c.dialed.clone())
                     };
                     self.shared
                         .counters
@@ -330,6 +325,14 @@ impl MembershipState {
                 let Some(s) = self.sessions.remove(&id) else {
                     return;
                 };
+                // A connection whose last session ended (lost a simultaneous-connect election,
+                // failed authentication, or was stopped) carries nothing: close it, or its
+                // keep-alives would keep it open for ever.
+                if !self.sessions.values().any(|o| o.peer_addr == s.peer_addr)
+                    && let Some(c) = self.conns.get(&s.peer_addr)
+                {
+                    c.conn.close(0u32.into(), b"no node session");
+                }
                 if !s.authenticated {
                     self.shared
                         .counters
@@ -365,18 +368,27 @@ impl MembershipState {
             let j = self.jitter();
             self.view.dial_done(addr, j, now);
         }
-        let remote = conn.remote_address();
-        let id = conn.stable_id();
+        let label = connection_label(conn.remote_address(), conn.stable_id());
+        if self.conns.contains_key(&label) {
+            return; // already tracked (adopted, then announced again)
+        }
+        // The watcher's handle keeps the connection open until it closes: a connection left
+        // without node sessions is closed explicitly (see `on_session`), the rest by the peer
+        // or the idle timeout.
         let watch = conn.clone();
         let me = myself.clone();
+        let watched = label.clone();
         tokio::spawn(async move {
             let reason = watch.closed().await.to_string();
-            let _ = me.cast(MembershipMsg::ConnClosed { remote, id, reason });
+            let _ = me.cast(MembershipMsg::ConnClosed {
+                label: watched,
+                reason,
+            });
         });
         let rx = conn.stats().udp_rx.datagrams;
-        lock(&self.shared.conns).insert(remote, (conn.clone(), dialed.clone()));
+        lock(&self.shared.conns).insert(label.clone(), (conn.clone(), dialed.clone()));
         self.conns.insert(
-            remote,
+            label,
             Conn {
                 conn,
                 dialed,
@@ -389,11 +401,11 @@ impl MembershipState {
     /// Takes over what a previous Membership left: live connections and node sessions (a
     /// killed Membership does not take NodeServer's sessions with it).
     async fn adopt(&mut self, myself: &ActorRef<MembershipMsg>) {
-        let conns: Vec<_> = lock(&self.shared.conns)
-            .values()
-            .filter(|(c, _)| c.close_reason().is_none())
-            .cloned()
-            .collect();
+        let conns: Vec<_> = {
+            let mut shared = lock(&self.shared.conns);
+            shared.retain(|_, (c, _)| c.close_reason().is_none());
+            shared.values().cloned().collect()
+        };
         for (conn, dialed) in conns {
             self.on_connected(myself, conn, dialed);
         }
@@ -421,25 +433,12 @@ impl MembershipState {
         }
     }
 
-    fn on_conn_closed(&mut self, remote: SocketAddr, id: usize, reason: &str) {
-        if self
-            .conns
-            .get(&remote)
-            .is_some_and(|c| c.conn.stable_id() == id)
-        {
-            self.conns.remove(&remote);
-        }
-        let mut shared = lock(&self.shared.conns);
-        if shared
-            .get(&remote)
-            .is_some_and(|(c, _)| c.stable_id() == id)
-        {
-            shared.remove(&remote);
-        }
-        drop(shared);
+    fn on_conn_closed(&mut self, label: &str, reason: &str) {
+        self.conns.remove(label);
+        lock(&self.shared.conns).remove(label);
         // The node sessions on it cannot go on; stop them now rather than wait for their reads
-        // to fail, so the member is marked down at once.
-        let label = remote.to_string();
+        // to fail, so the member is marked down at once. Only this connection's sessions: the
+        // label carries the connection id.
         for s in self.sessions.values().filter(|s| s.peer_addr == label) {
             tracing::debug!(peer = %label, reason, "cluster connection closed; ending its node session");
             s.actor
@@ -494,6 +493,7 @@ async fn dial(
         send,
         recv,
         peer: conn.remote_address(),
+        conn_id: conn.stable_id(),
         local: endpoint.local_addr().ok(),
     };
     ractor_cluster::client_connect_external(&server, Box::new(stream))
@@ -560,6 +560,16 @@ impl Actor for Membership {
         s: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
         s.ticker.abort();
+        *lock(&s.shared.membership) = None;
+        if let Some(server) = lock(&s.shared.node_server).clone() {
+            let _ = server.cast(NodeServerMessage::UnsubscribeToEvents(
+                "erlmcp.membership".into(),
+            ));
+        }
+        s.agent.stop(None);
+        if !s.shared.leaving.load(Ordering::Relaxed) {
+            return Ok(()); // stopped by its supervisor: a restart, not a leave
+        }
         // Graceful leave: every connected peer hears it (and acknowledges) before the endpoint
         // closes, so they mark this node `left` instead of `down` and do not redial it.
         let me = s.view.leaving();
@@ -585,12 +595,6 @@ impl Actor for Membership {
                 .count(),
             "left the mesh"
         );
-        if let Some(server) = lock(&s.shared.node_server).clone() {
-            let _ = server.cast(NodeServerMessage::UnsubscribeToEvents(
-                "erlmcp.membership".into(),
-            ));
-        }
-        s.agent.stop(None);
         Ok(())
     }
 
@@ -619,9 +623,7 @@ impl Actor for Membership {
                     tracing::debug!(peer = %addr, attempt, %error, "dial failed");
                 }
             }
-            MembershipMsg::ConnClosed { remote, id, reason } => {
-                s.on_conn_closed(remote, id, &reason)
-            }
+            MembershipMsg::ConnClosed { label, reason } => s.on_conn_closed(&label, &reason),
             MembershipMsg::Gossip(bytes) => s.on_gossip(&bytes),
             MembershipMsg::Snapshot(reply) => {
                 let _ = reply.send(s.view.snapshot(Instant::now()));

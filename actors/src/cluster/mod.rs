@@ -8,14 +8,15 @@
 //! │                  accepted bidirectional stream to NodeServer as one node session
 //! └── Membership     dials seeds and learned members, keeps the member view (up / suspect /
 //!     │              down / left), gossips it, publishes node-up/node-down events, leaves
-//!     │              gracefully on shutdown
+//!     │              gracefully when the node shuts down ([`Cluster::begin_leave`])
 //!     └── ClusterAgent   remote-addressable (process group `erlmcp.cluster.agent`): receives
 //!                        peers' gossip and answers pings
 //! ```
 //!
 //! A child that fails restarts with everything after it (rest_for_one): a new endpoint means a new
-//! Membership that redials. Remote actor ids change when a peer reconnects, so peers' agents are
-//! always looked up again through the process group, never cached.
+//! Membership, which redials; a restarted Membership adopts the connections and node sessions
+//! that outlived it. Remote actor ids change when a peer reconnects, so peers' agents are always
+//! looked up again through the process group, never cached.
 
 mod agent;
 mod endpoint;
@@ -110,8 +111,11 @@ pub struct Shared {
     pub(crate) admin_addr: Mutex<Option<String>>,
     /// Live QUIC connections to peers (and the address dialled, if we dialled): a restarted
     /// Membership adopts them instead of losing track of sessions that outlived it.
-    pub(crate) conns:
-        Mutex<std::collections::HashMap<SocketAddr, (quinn::Connection, Option<String>)>>,
+    /// Keyed by `connection_label` (address and connection id).
+    pub(crate) conns: Mutex<std::collections::HashMap<String, (quinn::Connection, Option<String>)>>,
+    /// Set when the node shuts down: only then does Membership tell peers it leaves (a
+    /// Membership restarted by its supervisor must not).
+    pub(crate) leaving: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -143,6 +147,7 @@ impl Cluster {
                 counters: ClusterCounters::default(),
                 admin_addr: Mutex::new(None),
                 conns: Mutex::new(std::collections::HashMap::new()),
+                leaving: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -201,6 +206,13 @@ impl Cluster {
             .child(node_server)
             .child(endpoint)
             .child(membership)
+    }
+
+    /// The node is shutting down: when Membership stops next, it tells every peer it leaves
+    /// (peers then mark it `left` instead of `down` and do not redial it). Without this, a
+    /// Membership stopped by its supervisor (a restart) says nothing.
+    pub fn begin_leave(&self) {
+        self.shared.leaving.store(true, Ordering::Relaxed);
     }
 
     /// Tells peers where this node's admin API listens (from the next gossip on).

@@ -4,7 +4,7 @@
 //! - States: `up` (a node session is ready), `suspect` (its connection has been silent longer
 //!   than a few keep-alives), `down` (no session: it died, is cut off, or was never reached yet),
 //!   `left` (it shut down gracefully; not redialled until a newer incarnation shows up).
-//! - Incarnation: every start of a node picks a larger number (its start time in ms), so news
+//! - Incarnation: every start of a node picks its start time in ms, so (clocks permitting) news
 //!   about an older life never overrides a newer one.
 //! - Discovery: members gossip their member list; every node dials every address it learns
 //!   (full mesh). Seeds (`--join`) are addresses only, until a session tells us who is there.
@@ -316,10 +316,14 @@ impl MemberView {
             .collect()
     }
 
-    /// Merges a member list from a peer.
+    /// Merges a member list from a peer (the sender's own record first). Only the sender can
+    /// say that it left: a third party's `left` may be stale news about a life that has since
+    /// reconnected.
     pub fn gossip(&mut self, records: &[MemberRecord], now: Instant) -> Vec<MemberEvent> {
+        let sender = records.first().map(|r| r.name.clone());
         let mut events = Vec::new();
         for r in records {
+            let left = r.left && sender.as_deref() == Some(r.name.as_str());
             if r.name == self.me.name {
                 continue;
             }
@@ -336,7 +340,7 @@ impl MemberView {
                 m.admin_addr = r.admin_addr.clone();
             }
             m.incarnation = r.incarnation;
-            if r.left {
+            if left {
                 events.extend(self.set_state(&r.name, MemberState::Left, now));
             } else if newer && m.state == MemberState::Left {
                 // A new life of a node that had left: dial it again.
@@ -642,6 +646,22 @@ mod tests {
         // A stale "left" about the new life is ignored too.
         v.leave("b", 5, now);
         assert_eq!(v.get("b").unwrap().state, MemberState::Down);
+    }
+
+    #[test]
+    fn only_the_member_itself_can_say_it_left() {
+        let (mut v, now) = view("a", &[]);
+        v.gossip(&[rec("c", 3, 7)], now);
+        v.session_ready("b", None, now);
+        v.session_ready("c", None, now);
+        let mut stale = rec("b", 2, 5);
+        stale.left = true;
+        // c relays a stale "b left": ignored, b is connected.
+        assert!(v.gossip(&[rec("c", 3, 7), stale.clone()], now).is_empty());
+        assert_eq!(v.get("b").unwrap().state, MemberState::Up);
+        // b itself says so: believed.
+        let ev = v.gossip(&[stale], now);
+        assert_eq!(ev.last().unwrap().to, MemberState::Left);
     }
 
     #[test]

@@ -72,9 +72,12 @@ pub struct QuicBidi {
     pub send: quinn::SendStream,
     /// Bytes from the peer.
     pub recv: quinn::RecvStream,
-    /// The peer's UDP address (names the session in ractor_cluster's session list, which is how
-    /// Membership matches a node session to its QUIC connection).
+    /// The peer's UDP address.
     pub peer: SocketAddr,
+    /// The QUIC connection's `stable_id`: with the address it names the session in
+    /// ractor_cluster's session list ([`connection_label`]), which is how Membership matches a
+    /// node session to its connection (two connections from one address must not be confused).
+    pub conn_id: usize,
     /// Our UDP address, if known.
     pub local: Option<SocketAddr>,
 }
@@ -85,12 +88,17 @@ impl ClusterBidiStream for QuicBidi {
     }
 
     fn peer_label(&self) -> Option<String> {
-        Some(self.peer.to_string())
+        Some(connection_label(self.peer, self.conn_id))
     }
 
     fn local_label(&self) -> Option<String> {
         self.local.map(|a| a.to_string())
     }
+}
+
+/// How a node session on QUIC connection `conn_id` from `peer` is labelled.
+pub fn connection_label(peer: SocketAddr, conn_id: usize) -> String {
+    format!("{peer}#{conn_id}")
 }
 
 #[cfg(test)]
