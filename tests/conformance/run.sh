@@ -105,7 +105,9 @@ stop_node() {
 }
 trap stop_node EXIT
 
-# Starts a node logging to $1; prints its HTTP address.
+# Starts a node logging to $1; sets NODE_PID and NODE_ADDR (its HTTP address). Called directly,
+# not in $(...): a subshell would keep NODE_PID from stop_node and leave the node running.
+NODE_ADDR=""
 start_node() {
   local log="$1" addr=""
   "$ERLMCP_BIN" node --name conformance@127.0.0.1 --tcp 127.0.0.1:0 --admin 127.0.0.1:0 --quic 127.0.0.1:0 --cluster 127.0.0.1:0 \
@@ -114,7 +116,7 @@ start_node() {
   for _ in $(seq 1 300); do # up to 30 s
     addr="$(sed -n 's/.*listening http=\([0-9.:]*\).*/\1/p' "$log" | head -n1)"
     if [ -n "$addr" ] && grep -q "node up" "$log"; then
-      printf '%s\n' "$addr"
+      NODE_ADDR="$addr"
       return 0
     fi
     if ! kill -0 "$NODE_PID" 2>/dev/null; then
@@ -148,7 +150,8 @@ run_one() {
   tag="$version${spec:+-$spec}"
   js="$(install_suite "$version")" || { STATUS=2; SUMMARY+=("$tag: not run (install failed)"); return 0; }
   log="$WORK/node-$tag.log"
-  addr="$(start_node "$log")" || { STATUS=2; SUMMARY+=("$tag: not run (node failed to start)"); return 0; }
+  start_node "$log" || { STATUS=2; SUMMARY+=("$tag: not run (node failed to start)"); return 0; }
+  addr="$NODE_ADDR"
   out="$WORK/results-$tag"
   suite_log="$WORK/suite-$tag.log"
   rm -rf "$out"
