@@ -337,91 +337,26 @@ impl AsyncWrite for QuicSend {
     }
 }
 
+/// The test client `node/tests/quic_mcp.rs` uses too.
+#[cfg(test)]
+#[path = "../tests/common/quic.rs"]
+mod test_client;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use erlmcp_runtime::cluster::tls::{self, McpTrust, NodeIdentity};
+    use erlmcp_runtime::cluster::tls::{self, NodeIdentity};
     use erlmcp_supervisors::Supervisor;
-    use serde_json::{Value, json};
-    use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+    use serde_json::json;
+
+    use super::test_client::{self, Session, dial, session_id};
 
     use crate::config::{NodeArgs, NodeConfig};
     use crate::tree;
 
-    /// Bound of every wait (debug build on a busy 2-core machine).
-    const WAIT: Duration = Duration::from_secs(20);
-
-    /// One MCP session on one bidirectional stream.
-    struct Session {
-        send: quinn::SendStream,
-        lines: Lines<BufReader<quinn::RecvStream>>,
-    }
-
-    impl Session {
-        async fn open(conn: &quinn::Connection) -> Self {
-            let (send, recv) = conn.open_bi().await.expect("open a stream");
-            Self {
-                send,
-                lines: BufReader::new(recv).lines(),
-            }
-        }
-
-        async fn send_line(&mut self, line: &str) {
-            self.send
-                .write_all(format!("{line}\n").as_bytes())
-                .await
-                .expect("write");
-        }
-
-        async fn recv(&mut self) -> Option<Value> {
-            let line = tokio::time::timeout(WAIT, self.lines.next_line())
-                .await
-                .expect("a line in time")
-                .expect("read");
-            line.map(|l| serde_json::from_str(&l).expect("JSON"))
-        }
-
-        async fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
-            let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-            self.send_line(&msg.to_string()).await;
-            loop {
-                let m = self.recv().await.expect("an answer before the end");
-                if m["id"] == json!(id) {
-                    return m;
-                }
-            }
-        }
-
-        /// initialize + notifications/initialized; returns the session id.
-        async fn initialize(&mut self) -> String {
-            let r = self
-                .request(
-                    0,
-                    "initialize",
-                    json!({"protocolVersion": "2025-11-25", "capabilities": {},
-                           "clientInfo": {"name": "quic-unit", "version": "0"}}),
-                )
-                .await;
-            self.send_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-                .await;
-            r["result"]["_meta"][erlmcp_runtime::protocol::META_SESSION]
-                .as_str()
-                .unwrap_or_else(|| panic!("no session id: {r}"))
-                .to_string()
-        }
-
-        async fn echo(&mut self, id: u64, text: &str) -> Value {
-            let r = self
-                .request(
-                    id,
-                    "tools/call",
-                    json!({"name": "echo", "arguments": {"text": text}}),
-                )
-                .await;
-            r["result"]["structuredContent"]["text"].clone()
-        }
-    }
+    /// Bound of every wait.
+    const WAIT: Duration = test_client::WAIT;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sessions_over_quic_streams_initialize_echo_and_drain() {
@@ -449,25 +384,14 @@ mod tests {
             .parse()
             .expect("a socket address");
 
-        let mut client =
-            quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client");
-        client.set_default_client_config(
-            tls::mcp_client_config(McpTrust::Ca(vec![
-                tls::dev_ca_cert("unit-cookie").expect("dev ca"),
-            ]))
-            .expect("client config"),
-        );
-        let conn = tokio::time::timeout(WAIT, client.connect(addr, "localhost").expect("dial"))
-            .await
-            .expect("handshake in time")
-            .expect("handshake");
+        let (client, conn) = dial(addr, "unit-cookie", "localhost").await;
 
         // Two streams, two independent sessions.
         let mut a = Session::open(&conn).await;
-        let sid_a = a.initialize().await;
+        let sid_a = session_id(&a.initialize().await);
         assert_eq!(a.echo(1, "over quic").await, "over quic");
         let mut b = Session::open(&conn).await;
-        let sid_b = b.initialize().await;
+        let sid_b = session_id(&b.initialize().await);
         assert_ne!(sid_a, sid_b, "each stream is its own session");
         assert_eq!(b.echo(1, "b").await, "b");
 

@@ -3,121 +3,22 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use common::{Lines, Mcp, NodeProc, bin};
-use erlmcp_runtime::cluster::tls::{self, McpTrust};
+use common::quic::{Session, dial, session_id};
+use common::{Mcp, NodeProc, bin, close_stdin_and_expect_clean_exit, spawn_piped};
+use erlmcp_runtime::cluster::tls;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The cookie of a node started without `--cookie` (node/src/config.rs `DEFAULT_COOKIE`).
 const DEFAULT_COOKIE: &str = "erlmcp-dev-cookie";
 
-/// Bound of every wait of the quinn client.
-const WAIT: Duration = common::WAIT;
-
-/// One MCP session on one bidirectional stream of a quinn connection.
-struct Session {
-    send: quinn::SendStream,
-    lines: tokio::io::Lines<BufReader<quinn::RecvStream>>,
-}
-
-impl Session {
-    async fn open(conn: &quinn::Connection) -> Self {
-        let (send, recv) = conn.open_bi().await.expect("open a stream");
-        Self {
-            send,
-            lines: BufReader::new(recv).lines(),
-        }
-    }
-
-    async fn send_line(&mut self, line: &str) {
-        self.send
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write");
-    }
-
-    /// The next message, `None` at the end of the stream.
-    async fn recv(&mut self) -> Option<Value> {
-        let line = tokio::time::timeout(WAIT, self.lines.next_line())
-            .await
-            .expect("a line in time")
-            .expect("read");
-        line.map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-    }
-
-    async fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
-        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.send_line(&msg.to_string()).await;
-        loop {
-            let m = self.recv().await.expect("an answer before the end");
-            if m["id"] == json!(id) {
-                return m;
-            }
-        }
-    }
-
-    /// initialize + notifications/initialized; returns the initialize result.
-    async fn initialize(&mut self) -> Value {
-        let r = self
-            .request(
-                0,
-                "initialize",
-                json!({"protocolVersion": "2025-11-25", "capabilities": {},
-                       "clientInfo": {"name": "quic-tests", "version": "0"}}),
-            )
-            .await;
-        self.send_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
-        r.get("result")
-            .cloned()
-            .unwrap_or_else(|| panic!("initialize failed: {r}"))
-    }
-
-    async fn echo(&mut self, id: u64, text: &str) -> String {
-        let r = self
-            .request(
-                id,
-                "tools/call",
-                json!({"name": "echo", "arguments": {"text": text}}),
-            )
-            .await;
-        r["result"]["structuredContent"]["text"]
-            .as_str()
-            .unwrap_or_else(|| panic!("echo failed: {r}"))
-            .to_string()
-    }
-}
-
-fn session_id(init: &Value) -> String {
-    init["_meta"]["io.erlmcp/session"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no session id: {init}"))
-        .to_string()
-}
-
-/// A quinn client endpoint trusting the dev CA of `cookie`, connected to `addr`.
-async fn dial(addr: SocketAddr, cookie: &str) -> (quinn::Endpoint, quinn::Connection) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-    let ca = tls::dev_ca_cert(cookie).expect("dev CA");
-    ep.set_default_client_config(tls::mcp_client_config(McpTrust::Ca(vec![ca])).expect("config"));
-    let conn = tokio::time::timeout(WAIT, ep.connect(addr, "127.0.0.1").expect("dial"))
-        .await
-        .expect("handshake in time")
-        .expect("handshake");
-    (ep, conn)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quic_client_runs_independent_sessions_on_streams_of_one_connection() {
     let node = NodeProc::start(None, &[]);
-    let (ep, conn) = dial(node.quic(), DEFAULT_COOKIE).await;
+    let (ep, conn) = dial(node.quic(), DEFAULT_COOKIE, "127.0.0.1").await;
 
     let mut a = Session::open(&conn).await;
     let init = a.initialize().await;
@@ -186,7 +87,7 @@ async fn a_quic_client_runs_independent_sessions_on_streams_of_one_connection() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quic_session_ends_cleanly_when_the_node_stops() {
     let mut node = NodeProc::start(None, &[]);
-    let (_ep, conn) = dial(node.quic(), DEFAULT_COOKIE).await;
+    let (_ep, conn) = dial(node.quic(), DEFAULT_COOKIE, "127.0.0.1").await;
     let mut s = Session::open(&conn).await;
     s.initialize().await;
     assert_eq!(s.echo(1, "before").await, "before");
@@ -194,40 +95,6 @@ async fn a_quic_session_ends_cleanly_when_the_node_stops() {
     assert!(s.recv().await.is_none(), "the stream ends");
     let (status, log) = node.wait_exit();
     assert!(status.success(), "{log:#?}");
-}
-
-/// Spawns `erlmcp ARGS` with piped stdio; returns the child, an MCP peer on its stdin/stdout,
-/// and its stderr lines.
-fn spawn_piped(args: &[&str]) -> (Child, Mcp, Lines) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .env("RUST_LOG", "debug") // even verbose logs must stay off stdout
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn erlmcp");
-    let mcp = Mcp::over(
-        child.stdout.take().expect("stdout"),
-        child.stdin.take().expect("stdin"),
-    );
-    let stderr = Lines::spawn(child.stderr.take().expect("stderr"));
-    (child, mcp, stderr)
-}
-
-/// Closes the bridge's stdin, checks that everything left on stdout is JSON-RPC and that it
-/// exits with status 0.
-fn close_stdin_and_expect_clean_exit(mut child: Child, mcp: Mcp, stderr: Lines) {
-    let Mcp { lines, out } = mcp;
-    drop(out);
-    for line in lines.rest() {
-        let v: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("stdout carries only JSON ({e}): {line}"));
-        assert_eq!(v["jsonrpc"], "2.0", "{line}");
-    }
-    let log = stderr.rest();
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "exit status {status}: {log:#?}");
 }
 
 #[test]

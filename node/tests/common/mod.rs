@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub mod http;
+pub mod quic;
 
 /// Upper bound of every wait (generous: debug builds on a busy 2-core machine).
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -574,4 +575,39 @@ pub fn http_request(
         .unwrap_or_else(|| panic!("bad status line: {head}"));
     let body = serde_json::from_str(body).unwrap_or(Value::Null);
     (code, body)
+}
+
+/// Spawns `erlmcp ARGS` with piped stdio; returns the child, an MCP peer on its stdin/stdout,
+/// and its stderr lines.
+pub fn spawn_piped(args: &[&str]) -> (Child, Mcp, Lines) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "debug") // even verbose logs must stay off stdout
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn erlmcp");
+    let mcp = Mcp::over(
+        child.stdout.take().expect("stdout"),
+        child.stdin.take().expect("stdin"),
+    );
+    let stderr = Lines::spawn(child.stderr.take().expect("stderr"));
+    (child, mcp, stderr)
+}
+
+/// Closes the peer's stdin, then checks that everything left on stdout is JSON-RPC and that
+/// the process exits with status 0; returns its log.
+pub fn close_stdin_and_expect_clean_exit(mut child: Child, mcp: Mcp, stderr: Lines) -> Vec<String> {
+    let Mcp { lines, out } = mcp;
+    drop(out); // stdin closes
+    for line in lines.rest() {
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("stdout carries only JSON ({e}): {line}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+    }
+    let log = stderr.rest(); // stderr closes when the process exits
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit status {status}: {log:#?}");
+    log
 }
