@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Our catalog: the `core` pack plus three items of our own.
 fn registry() -> Registry {
-    let mut r = erlmcp_runtime::core_registry();
+    let mut r = erlmcp_packs::core_registry();
     r.tool(
         Tool::new(
             "word_count",

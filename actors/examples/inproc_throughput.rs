@@ -27,7 +27,7 @@ async fn main() {
     let conc = args.get(1).copied().unwrap_or(4);
     let secs = args.get(2).copied().unwrap_or(5);
     let env = NodeEnv {
-        registry: Arc::new(erlmcp_runtime::core_registry()),
+        registry: Arc::new(erlmcp_packs::core_registry()),
         info: ServerInfo::default(),
         node: "bench".into(),
         store: SessionStore::new(),

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use erlmcp_packs::core::SESSION_STATE_URI;
 use erlmcp_runtime::context::{Context, SessionPeer};
-use erlmcp_runtime::core_pack::SESSION_STATE_URI;
 use erlmcp_runtime::engine::{self, Dispatch, NotificationEffect};
 use erlmcp_runtime::jsonrpc::{self, ErrorObject, Id, Notification, Request, Response, code};
 use erlmcp_runtime::protocol::{LogLevel, method};

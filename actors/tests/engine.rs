@@ -12,7 +12,7 @@ use harness::*;
 use serde_json::{Value, json};
 
 fn test_registry() -> Registry {
-    let mut r = erlmcp_runtime::core_registry();
+    let mut r = erlmcp_packs::core_registry();
     r.tool(Tool::new(
         "panic",
         "Panics.",
@@ -475,7 +475,7 @@ async fn idle_sessions_passivate_and_reactivate_transparently() {
         passivate_after: Duration::from_millis(50),
         ..EngineConfig::default()
     };
-    let node = node_with(erlmcp_runtime::core_registry(), config).await;
+    let node = node_with(erlmcp_packs::core_registry(), config).await;
     let mut c = node.connect().await;
     c.initialize().await;
     c.call_tool("kv_set", json!({"key": "k", "value": 7})).await;
@@ -573,7 +573,7 @@ async fn connections_close_after_the_idle_timeout() {
         connection_idle_timeout: Duration::from_millis(100),
         ..EngineConfig::default()
     };
-    let node = node_with(erlmcp_runtime::core_registry(), config).await;
+    let node = node_with(erlmcp_packs::core_registry(), config).await;
     let c = node.connect().await;
     tokio::time::timeout(WAIT, c.closed.cancelled())
         .await

@@ -464,7 +464,7 @@ pub async fn probe(args: &MemArgs, which: Probe, heap: fn() -> i64) -> anyhow::R
     };
     let store = SessionStore::new();
     let engine = Engine::new(NodeEnv {
-        registry: Arc::new(erlmcp_runtime::core_registry()),
+        registry: Arc::new(erlmcp_packs::core_registry()),
         info: ServerInfo::default(),
         node: "bench@127.0.0.1".into(),
         store: store.clone(),

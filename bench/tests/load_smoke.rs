@@ -9,9 +9,9 @@ use erlmcp_actors::connection::ConnectionMsg;
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
 use erlmcp_bench::load::{self, LoadArgs};
+use erlmcp_net::framing::LineReader;
 use erlmcp_runtime::config::EngineConfig;
 use erlmcp_runtime::engine::ServerInfo;
-use erlmcp_runtime::framing::LineReader;
 use erlmcp_runtime::store::SessionStore;
 use erlmcp_supervisors::{Supervisor, SupervisorRef};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 async fn tcp_node() -> (String, SupervisorRef) {
     let config = EngineConfig::default();
     let engine = Engine::new(NodeEnv {
-        registry: Arc::new(erlmcp_runtime::core_registry()),
+        registry: Arc::new(erlmcp_packs::core_registry()),
         info: ServerInfo::default(),
         node: "bench-test@127.0.0.1".into(),
         store: SessionStore::new(),

@@ -6,12 +6,12 @@
 //! `ca.pem` plus its own pair and runs with `--name NAME --certs DIR`; `ca.key` is only needed to
 //! issue more node certificates (run `certs init` again with new `--names`: an existing CA in DIR
 //! is kept). The layout and the certificates are described in
-//! `erlmcp_runtime::cluster::tls`.
+//! `erlmcp_net::pki`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use erlmcp_runtime::cluster::tls;
+use erlmcp_net::pki;
 
 /// `erlmcp certs` flags.
 #[derive(clap::Args, Debug)]
@@ -86,7 +86,7 @@ fn init(a: &InitArgs) -> anyhow::Result<()> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let written = tls::write_cluster_dir(&a.out, &names, &sans, a.force).with_context(|| {
+    let written = pki::write_cluster_dir(&a.out, &names, &sans, a.force).with_context(|| {
         format!(
             "cannot create the cluster certificates in {}",
             a.out.display()
@@ -98,8 +98,8 @@ fn init(a: &InitArgs) -> anyhow::Result<()> {
 
 /// What `init` tells the operator: the files, then how to use them.
 fn report(dir: &Path, names: &[String], written: &[PathBuf]) -> String {
-    let ca = dir.join(tls::CA_CERT_FILE);
-    let ca_key = dir.join(tls::CA_KEY_FILE);
+    let ca = dir.join(pki::CA_CERT_FILE);
+    let ca_key = dir.join(pki::CA_KEY_FILE);
     let mut out = String::new();
     if written.contains(&ca) {
         out += &format!(

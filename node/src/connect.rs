@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use erlmcp_runtime::cluster::tls::{self, McpTrust};
+use erlmcp_net::pki;
+use erlmcp_net::tls::{self, McpTrust};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -164,7 +165,7 @@ async fn run_tcp(target: &str) -> anyhow::Result<()> {
 /// How the bridge trusts the node, from the flags.
 fn quic_trust(args: &ConnectArgs) -> anyhow::Result<McpTrust> {
     if let Some(ca) = &args.ca {
-        return Ok(McpTrust::Ca(tls::read_certs_pem(ca)?));
+        return Ok(McpTrust::Ca(pki::read_certs_pem(ca)?));
     }
     if args.insecure {
         tracing::warn!(
@@ -177,7 +178,7 @@ fn quic_trust(args: &ConnectArgs) -> anyhow::Result<McpTrust> {
         .cookie
         .as_deref()
         .unwrap_or(crate::config::DEFAULT_COOKIE);
-    Ok(McpTrust::Ca(vec![tls::dev_ca_cert(cookie)?]))
+    Ok(McpTrust::Ca(vec![pki::dev_ca_cert(cookie)?]))
 }
 
 async fn run_quic(args: &ConnectArgs, target: &Target) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use erlmcp_actors::connection::{ConnectionMsg, InFlightSlots};
 use erlmcp_actors::engine::{ConnectError, Engine};
-use erlmcp_runtime::framing::{FrameError, LineReader};
+use erlmcp_net::framing::{FrameError, LineReader};
 use ractor::{ActorCell, ActorRef};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;

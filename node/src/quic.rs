@@ -1,5 +1,5 @@
 //! The MCP-over-QUIC listener: ALPN `mcp`, TLS 1.3 with this node's certificate
-//! (`erlmcp_runtime::cluster::tls::mcp_server_config`), and **one MCP session per bidirectional
+//! (`erlmcp_net::tls::mcp_server_config`), and **one MCP session per bidirectional
 //! stream**, NDJSON as on TCP. A client multiplexes independent sessions over one connection
 //! (one handshake, no head-of-line blocking between them).
 //!
@@ -346,7 +346,8 @@ mod test_client;
 mod tests {
     use super::*;
 
-    use erlmcp_runtime::cluster::tls::{self, NodeIdentity};
+    use erlmcp_net::pki::NodeIdentity;
+    use erlmcp_net::tls;
     use erlmcp_supervisors::Supervisor;
     use serde_json::json;
 

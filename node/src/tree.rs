@@ -28,8 +28,9 @@ use anyhow::{Context, bail};
 use erlmcp_actors::cluster::{Cluster, ClusterConfig, DEFAULT_MAX_FRAME_BYTES};
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
-use erlmcp_runtime::cluster::tls::{self, NodeIdentity};
-use erlmcp_runtime::cluster::transport::{TransportTuning, cluster_transport};
+use erlmcp_net::cluster::{TransportTuning, cluster_transport};
+use erlmcp_net::pki::NodeIdentity;
+use erlmcp_net::tls;
 use erlmcp_runtime::engine::ServerInfo;
 use erlmcp_runtime::registry::Registry;
 use erlmcp_runtime::store::SessionStore;
@@ -55,8 +56,7 @@ pub fn fixture_pack(name: &str) -> Option<fn(&mut Registry)> {
 /// The `conformance` pack: the 2025-11-25 fixtures, then the 2026-07-28 ones (in that order, so
 /// `test_simple_text` stays `tools[0]` and `test_custom_header` is not first).
 fn register_conformance(r: &mut Registry) {
-    erlmcp_runtime::conformance_pack::register(r);
-    erlmcp_runtime::conformance_modern::register(r);
+    erlmcp_packs::conformance::register(r);
 }
 
 /// The node's catalog: the fixture packs asked for, in order, then the `core` pack (fixtures
@@ -68,7 +68,7 @@ pub fn registry(fixtures: &[String]) -> Registry {
             register(&mut r);
         }
     }
-    erlmcp_runtime::core_pack::register(&mut r);
+    erlmcp_packs::core::register(&mut r);
     r
 }
 

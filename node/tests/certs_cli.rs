@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::bin;
-use erlmcp_runtime::cluster::tls::NodeIdentity;
+use erlmcp_net::pki::NodeIdentity;
 
 /// A directory path under the system temp dir, unique to this test run, removed on drop (the
 /// directory itself is left for `certs init` to create).

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use common::*;
 use erlmcp_actors::cluster::{AgentMsg, Cluster, ClusterConfig, DEFAULT_MAX_FRAME_BYTES};
+use erlmcp_net::cluster::{TransportTuning, cluster_transport};
+use erlmcp_net::pki::NodeIdentity;
+use erlmcp_net::tls;
 use erlmcp_runtime::cluster::membership::{MemberEvent, MemberState};
-use erlmcp_runtime::cluster::tls::{self, NodeIdentity};
-use erlmcp_runtime::cluster::transport::{TransportTuning, cluster_transport};
 use erlmcp_supervisors::Supervisor;
 use tokio::sync::broadcast;
 

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use erlmcp_runtime::cluster::tls::{self, CLUSTER_SERVER_NAME, NodeIdentity};
-use erlmcp_runtime::cluster::transport::{TransportTuning, cluster_transport};
+use erlmcp_net::cluster::{TransportTuning, cluster_transport};
+use erlmcp_net::pki::{self, NodeIdentity};
+use erlmcp_net::tls::{self, CLUSTER_SERVER_NAME};
 use serde_json::Value;
 
 const DEV_COOKIE: &str = "erlmcp-dev-cookie";
@@ -54,7 +55,7 @@ impl Drop for TempDir {
 fn cluster_dir(tag: &str, names: &[&str]) -> TempDir {
     let d = TempDir::new(tag);
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    tls::write_cluster_dir(&d.0, &names, &[], true).expect("write certificates");
+    pki::write_cluster_dir(&d.0, &names, &[], true).expect("write certificates");
     d
 }
 

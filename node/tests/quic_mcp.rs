@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::quic::{Session, dial, session_id};
 use common::{Mcp, NodeProc, bin, close_stdin_and_expect_clean_exit, spawn_piped};
-use erlmcp_runtime::cluster::tls;
+use erlmcp_net::tls;
 use serde_json::{Value, json};
 
 /// The cookie of a node started without `--cookie` (node/src/config.rs `DEFAULT_COOKIE`).

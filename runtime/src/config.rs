@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Default maximum size of one message (an NDJSON line or an HTTP body): 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Session, connection and request limits of one node's MCP engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,7 +38,7 @@ impl Default for EngineConfig {
             session_ttl: Duration::from_secs(3600),
             connection_idle_timeout: Duration::from_secs(300),
             max_in_flight: 64,
-            max_message_bytes: crate::framing::DEFAULT_MAX_LINE,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             outbound_queue: 1024,
             client_request_timeout: crate::context::CLIENT_REQUEST_TIMEOUT,
         }

@@ -408,6 +408,3 @@ impl futures::Stream for ResponseStream {
         Poll::Ready(this.last.take().map(|f| f.message))
     }
 }
-
-#[cfg(test)]
-pub(crate) mod tests;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use erlmcp_runtime::cluster::transport::{QuicBidi, connection_label};
+use erlmcp_net::cluster::{QuicBidi, connection_label};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::NodeServerMessage;
 use tokio::task::JoinHandle;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use erlmcp_net::cluster::{QuicBidi, connection_label};
+use erlmcp_net::tls::CLUSTER_SERVER_NAME;
 use erlmcp_runtime::cluster::membership::{ClusterSnapshot, MemberEvent, MemberState, MemberView};
-use erlmcp_runtime::cluster::tls::CLUSTER_SERVER_NAME;
-use erlmcp_runtime::cluster::transport::{QuicBidi, connection_label};
 use erlmcp_runtime::cluster::wire::{self, Gossip, MemberRecord};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::node::NodeServerSessionInformation;

@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use erlmcp_net::cluster::TransportTuning;
 use erlmcp_runtime::cluster::membership::{ClusterSnapshot, MemberEvent};
-use erlmcp_runtime::cluster::transport::TransportTuning;
 use erlmcp_supervisors::{ChildSpec, Shutdown, Strategy, SupervisorSpec};
 use ractor::{Actor, ActorCell, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;

@@ -40,7 +40,7 @@ pub async fn node_with(registry: Registry, config: EngineConfig) -> Node {
 }
 
 pub async fn node() -> Node {
-    node_with(erlmcp_runtime::core_registry(), EngineConfig::default()).await
+    node_with(erlmcp_packs::core_registry(), EngineConfig::default()).await
 }
 
 pub struct Client {

@@ -14,9 +14,10 @@ use erlmcp_actors::cluster::{AgentMsg, Cluster, ClusterConfig, DEFAULT_MAX_FRAME
 use erlmcp_bench::duration::parse_duration;
 use erlmcp_bench::load::stats::{group, us};
 use erlmcp_bench::procstat::CpuUsage;
+use erlmcp_net::cluster::{TransportTuning, cluster_transport};
+use erlmcp_net::pki::NodeIdentity;
+use erlmcp_net::tls;
 use erlmcp_runtime::cluster::membership::{MemberEvent, MemberState};
-use erlmcp_runtime::cluster::tls::{self, NodeIdentity};
-use erlmcp_runtime::cluster::transport::{TransportTuning, cluster_transport};
 use erlmcp_supervisors::Supervisor;
 use hdrhistogram::Histogram;
 use ractor::ActorRef;

@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use erlmcp_runtime::cluster::tls::{self, McpTrust};
+use erlmcp_net::pki;
+use erlmcp_net::tls::{self, McpTrust};
 use serde_json::{Value, json};
 use tokio::time::{Instant, timeout_at};
 
@@ -189,7 +190,7 @@ impl Connector {
         let trust = match &self.inner.trust {
             Some(t) => t.clone(),
             None => McpTrust::Ca(vec![
-                tls::dev_ca_cert(DEV_COOKIE).map_err(|e| format!("dev CA: {e}"))?,
+                pki::dev_ca_cert(DEV_COOKIE).map_err(|e| format!("dev CA: {e}"))?,
             ]),
         };
         let mut config =

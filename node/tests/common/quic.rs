@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use erlmcp_runtime::cluster::tls::{self, McpTrust};
+use erlmcp_net::pki;
+use erlmcp_net::tls::{self, McpTrust};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -23,7 +24,7 @@ pub async fn dial(
 ) -> (quinn::Endpoint, quinn::Connection) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
-    let ca = tls::dev_ca_cert(cookie).expect("dev CA");
+    let ca = pki::dev_ca_cert(cookie).expect("dev CA");
     ep.set_default_client_config(tls::mcp_client_config(McpTrust::Ca(vec![ca])).expect("config"));
     let conn = tokio::time::timeout(WAIT, ep.connect(addr, server_name).expect("dial"))
         .await

@@ -3,9 +3,6 @@
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Default maximum line length (4 MiB).
-pub const DEFAULT_MAX_LINE: usize = 4 * 1024 * 1024;
-
 /// Why a line could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

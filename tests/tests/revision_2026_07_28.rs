@@ -8,160 +8,19 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::validate::{
+use erlmcp_runtime::changes::{Change, META_SUBSCRIPTION_ID};
+use erlmcp_runtime::engine::ServerInfo;
+use erlmcp_runtime::jsonrpc::code;
+use erlmcp_runtime::modern::validate::{
     META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
     META_SERVER_INFO,
 };
-use super::*;
-use crate::changes::{Change, META_SUBSCRIPTION_ID};
-use crate::jsonrpc::code;
-use crate::protocol::LogLevel;
-use crate::registry::{
-    CallToolResult, CompletionRef, Prompt, Resource, ResourceTemplate, Tool, ToolError,
+use erlmcp_runtime::modern::*;
+use erlmcp_runtime::protocol::LogLevel;
+use erlmcp_runtime::registry::{
+    CallToolResult, CompletionRef, Prompt, Registry, Resource, ResourceTemplate, Tool, ToolError,
 };
-
-pub(crate) const V: &str = "2026-07-28";
-
-pub(crate) fn caps_all() -> Value {
-    json!({"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}})
-}
-
-/// A conformant stateless POST, as the suite's `sendStatelessRequest` builds it.
-#[derive(Clone)]
-pub(crate) struct Post {
-    pub headers: Vec<(String, Vec<u8>)>,
-    pub body: Value,
-}
-
-impl Post {
-    pub fn new(id: impl Into<Value>, method: &str, params: Value) -> Self {
-        let mut params = params;
-        if !params.is_object() {
-            params = json!({});
-        }
-        let meta = json!({
-            META_PROTOCOL_VERSION: V,
-            META_CLIENT_INFO: {"name": "conformance-test-client", "version": "1.0.0"},
-            META_CLIENT_CAPABILITIES: caps_all(),
-        });
-        let merged = match params.get("_meta") {
-            Some(Value::Object(extra)) => {
-                let mut m = meta.as_object().cloned().unwrap();
-                m.extend(extra.clone());
-                Value::Object(m)
-            }
-            _ => meta,
-        };
-        params["_meta"] = merged;
-        let mut headers = vec![
-            ("Content-Type".to_string(), b"application/json".to_vec()),
-            ("MCP-Protocol-Version".to_string(), V.as_bytes().to_vec()),
-            ("Mcp-Method".to_string(), method.as_bytes().to_vec()),
-        ];
-        let name = match method {
-            "tools/call" | "prompts/get" => params.get("name"),
-            "resources/read" => params.get("uri"),
-            _ => None,
-        };
-        if let Some(Value::String(n)) = name {
-            headers.push(("Mcp-Name".to_string(), n.as_bytes().to_vec()));
-        }
-        Self {
-            headers,
-            body: json!({"jsonrpc": "2.0", "id": id.into(), "method": method, "params": params}),
-        }
-    }
-    pub fn call(id: impl Into<Value>, tool: &str, extra: Value) -> Self {
-        let mut params = json!({"name": tool, "arguments": {}});
-        if let Value::Object(e) = extra {
-            params.as_object_mut().unwrap().extend(e);
-        }
-        Self::new(id, "tools/call", params)
-    }
-    pub fn caps(self, caps: Value) -> Self {
-        self.meta(META_CLIENT_CAPABILITIES, caps)
-    }
-    pub fn meta(mut self, key: &str, value: Value) -> Self {
-        self.body["params"]["_meta"][key] = value;
-        self
-    }
-    pub fn without_meta(mut self, key: &str) -> Self {
-        self.body["params"]["_meta"]
-            .as_object_mut()
-            .unwrap()
-            .remove(key);
-        self
-    }
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self = self.without_header(name);
-        self.headers
-            .push((name.to_string(), value.as_bytes().to_vec()));
-        self
-    }
-    pub fn without_header(mut self, name: &str) -> Self {
-        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        self
-    }
-    pub fn request_headers(&self) -> RequestHeaders {
-        RequestHeaders::from_pairs(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-    }
-    pub fn bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.body).unwrap()
-    }
-    pub async fn send(&self, ep: &ModernEndpoint) -> Reply {
-        ep.handle(&self.request_headers(), &self.bytes()).await
-    }
-    /// Sends and expects one JSON answer: (status, message).
-    pub async fn json(&self, ep: &ModernEndpoint) -> (u16, Value) {
-        match self.send(ep).await {
-            Reply::Json {
-                status,
-                body: Some(b),
-            } => (status, serde_json::from_str(&b).unwrap()),
-            other => panic!("expected a JSON reply, got {other:?}"),
-        }
-    }
-    /// Sends and expects a result (any reply shape): the response's `result`.
-    pub async fn result(&self, ep: &ModernEndpoint) -> Value {
-        let msgs = messages(self.send(ep).await).await;
-        let last = msgs.last().unwrap().clone();
-        assert!(
-            last.get("result").is_some(),
-            "expected a result, got {last}"
-        );
-        last["result"].clone()
-    }
-    /// Sends and expects an error: (status, error object).
-    pub async fn error(&self, ep: &ModernEndpoint) -> (u16, Value) {
-        let (status, msg) = self.json(ep).await;
-        assert_eq!(
-            msg["id"], self.body["id"],
-            "errors echo the request id: {msg}"
-        );
-        assert!(msg.get("error").is_some(), "expected an error, got {msg}");
-        (status, msg["error"].clone())
-    }
-}
-
-/// Every message of a reply, in order (an SSE reply is read to its end).
-pub(crate) async fn messages(reply: Reply) -> Vec<Value> {
-    match reply {
-        Reply::Json { body: Some(b), .. } => vec![serde_json::from_str(&b).unwrap()],
-        Reply::Json { body: None, .. } => vec![],
-        Reply::Sse(s) => s.map(|m| serde_json::from_str(&m).unwrap()).collect().await,
-        Reply::Listen(_) => panic!("a listen stream does not end"),
-    }
-}
-
-pub(crate) fn endpoint_for(registry: Registry) -> ModernEndpoint {
-    ModernEndpoint::new(
-        Arc::new(registry),
-        ServerInfo {
-            name: "erlmcp-test".into(),
-            version: "9.9.9".into(),
-        },
-    )
-}
+use erlmcp_tests::stateless::{Post, V, caps_all, endpoint_for, messages};
 
 fn registry() -> Registry {
     let mut r = Registry::new();
@@ -209,7 +68,7 @@ fn registry() -> Registry {
             ctx.kv_delete("k").await.err(),
             ctx.kv_set("k", json!(1)).await.err(),
         ];
-        if !ctx.session_id.is_empty() || failures.iter().any(|e| e.as_ref().is_none_or(|e| e.message != super::dispatch::NO_SESSION)) {
+        if !ctx.session_id.is_empty() || failures.iter().any(|e| e.as_ref().is_none_or(|e| e.message != erlmcp_runtime::modern::dispatch::NO_SESSION)) {
             return Ok(CallToolResult::text(format!("unexpected: {failures:?}")));
         }
         ctx.kv_get("k").await?;
@@ -223,7 +82,7 @@ fn registry() -> Registry {
         Err(ToolError::Failed("it broke".into()))
     }))
     .tool(Tool::new("protocol_error", "A JSON-RPC error.", json!({"type": "object"}), |_, _| async {
-        Err(ToolError::Protocol(crate::jsonrpc::ErrorObject::new(code::RESOURCE_NOT_FOUND, "gone")))
+        Err(ToolError::Protocol(erlmcp_runtime::jsonrpc::ErrorObject::new(code::RESOURCE_NOT_FOUND, "gone")))
     }))
     .resource(Resource::new("test://plain", "plain", Some("text/plain"), |_, uri| async move {
         Ok(vec![json!({"uri": uri, "mimeType": "text/plain", "text": "plain"})])
@@ -244,7 +103,7 @@ fn registry() -> Registry {
     .completion(CompletionRef::Prompt("asking".into()), |ctx, _, _, _| async move {
         ctx.elicit(json!({"message": "?"})).await.map(|_| vec![])
     });
-    crate::conformance_modern::register(&mut r);
+    erlmcp_packs::conformance::v2026_07_28::register(&mut r);
     r
 }
 
@@ -682,7 +541,7 @@ fn validated_requests_carry_their_per_request_context() {
     let Ok(Validated::Request(r)) = ep.validate(&h, &p.bytes()) else {
         panic!()
     };
-    assert_eq!(r.id, crate::jsonrpc::Id::Num(9));
+    assert_eq!(r.id, erlmcp_runtime::jsonrpc::Id::Num(9));
     assert_eq!(r.meta.protocol_version, V);
     assert_eq!(r.meta.client_capabilities, caps_all());
     assert_eq!(
@@ -946,19 +805,23 @@ async fn handlers_have_no_session_state() {
     let r = Post::call(1, "kv", json!({})).result(&ep).await;
     assert_eq!(r["isError"], true, "{r}");
     assert_eq!(r["resultType"], "complete", "{r}");
-    assert_eq!(r["content"][0]["text"], super::dispatch::NO_SESSION, "{r}");
+    assert_eq!(
+        r["content"][0]["text"],
+        erlmcp_runtime::modern::dispatch::NO_SESSION,
+        "{r}"
+    );
     // Other handlers answer a JSON-RPC error with the same message.
     let (status, e) = Post::new(2, "resources/read", json!({"uri": "test://kv-state"}))
         .error(&ep)
         .await;
     assert_eq!(status, 200);
     assert_eq!(code_of(&e), code::INTERNAL_ERROR);
-    assert_eq!(e["message"], super::dispatch::NO_SESSION);
+    assert_eq!(e["message"], erlmcp_runtime::modern::dispatch::NO_SESSION);
 }
 
 #[tokio::test]
 async fn core_kv_tools_say_that_session_state_needs_a_session() {
-    let ep = endpoint_for(crate::core_pack::core_registry());
+    let ep = endpoint_for(erlmcp_packs::core_registry());
     for (id, tool, args) in [
         (1, "kv_set", json!({"key": "k", "value": 1})),
         (2, "kv_get", json!({"key": "k"})),
@@ -1283,7 +1146,7 @@ async fn tampered_foreign_and_expired_states_are_rejected() {
         ep.registry().clone(),
         ServerInfo::default(),
         ModernOptions {
-            state_key: crate::mrtr::StateKey::random(),
+            state_key: erlmcp_runtime::mrtr::StateKey::random(),
             ..Default::default()
         },
     );

@@ -1,14 +1,14 @@
 //! The revision 2026-07-28 part of the `conformance` fixture pack: the tools and the prompt the
 //! official conformance suite (0.2.0-alpha, `--spec-version 2026-07-28`) calls on the stateless
-//! path, beyond the 2025-11-25 fixtures of [`crate::conformance_pack`]. See
+//! path, beyond the 2025-11-25 fixtures of [`super::v2025_11_25`]. See
 //! `docs/conformance-notes.md` §4.3, §4.33, §4.34 and §5.2.
 //!
 //! Register it after the 2025-11-25 pack (so `test_simple_text` stays `tools[0]`):
-//! `conformance_pack::register(&mut r); conformance_modern::register(&mut r);`.
+//! [`super::register`] does both.
 //!
 //! Every handler here is era-agnostic: it asks the client through its
 //! [`Context`], which on a 2025-11-25 session sends a real request and
-//! on the stateless path turns into multi round-trip input ([`crate::mrtr`]). So the
+//! on the stateless path turns into multi round-trip input ([`erlmcp_runtime::mrtr`]). So the
 //! `test_sampling` / `test_elicitation*` tools below work on both; they are added only when the
 //! registry does not have them yet (the 2025-11-25 pack's own, written the same way, win).
 //! The trigger tools publish to the registry's change bus, which `subscriptions/listen` streams
@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use futures::future::{BoxFuture, try_join_all};
 use serde_json::{Value, json};
 
-use crate::changes::Change;
-use crate::context::{Context, MISSING_REQUIRED_CLIENT_CAPABILITY};
-use crate::jsonrpc::{ErrorObject, code};
-use crate::protocol::LogLevel;
-use crate::registry::{CallToolResult, Prompt, Registry, Tool, ToolError};
+use erlmcp_runtime::changes::Change;
+use erlmcp_runtime::context::{Context, MISSING_REQUIRED_CLIENT_CAPABILITY};
+use erlmcp_runtime::jsonrpc::{ErrorObject, code};
+use erlmcp_runtime::protocol::LogLevel;
+use erlmcp_runtime::registry::{CallToolResult, Prompt, Registry, Tool, ToolError};
 
 fn empty_schema() -> Value {
     json!({"type": "object", "properties": {}})
@@ -407,6 +407,3 @@ fn register_client_request_tools(registry: &mut Registry) {
         ));
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -9,17 +9,17 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::changes::META_SUBSCRIPTION_ID;
-use crate::context::{Context, SessionPeer};
-use crate::jsonrpc::{ErrorObject, code};
-use crate::modern::tests::{Post, endpoint_for, messages};
-use crate::modern::{ModernEndpoint, Reply};
-use crate::protocol::LogLevel;
-use crate::registry::{CallToolResult, Registry, Tool};
+use erlmcp_runtime::changes::META_SUBSCRIPTION_ID;
+use erlmcp_runtime::context::{Context, SessionPeer};
+use erlmcp_runtime::jsonrpc::{ErrorObject, code};
+use erlmcp_runtime::modern::{ModernEndpoint, Reply};
+use erlmcp_runtime::protocol::LogLevel;
+use erlmcp_runtime::registry::{CallToolResult, Registry, Tool};
+use erlmcp_tests::stateless::{Post, endpoint_for, messages};
 
 fn endpoint() -> ModernEndpoint {
     let mut r = Registry::new();
-    super::register(&mut r);
+    erlmcp_packs::conformance::v2026_07_28::register(&mut r);
     endpoint_for(r)
 }
 
@@ -101,7 +101,7 @@ fn client_request_tools_are_added_only_when_absent() {
         json!({"type": "object"}),
         |_, _| async { Ok(CallToolResult::text("x")) },
     ));
-    super::register(&mut r);
+    erlmcp_packs::conformance::v2026_07_28::register(&mut r);
     assert_eq!(
         r.find_tool("test_sampling").unwrap().description,
         "the 2025 pack's"
@@ -599,7 +599,7 @@ async fn on_session(
     answer: Result<Value, ErrorObject>,
 ) -> (CallToolResult, Vec<(String, Value)>) {
     let mut r = Registry::new();
-    super::register(&mut r);
+    erlmcp_packs::conformance::v2026_07_28::register(&mut r);
     let client = Arc::new(FakeClient {
         sent: Mutex::new(vec![]),
         answer,

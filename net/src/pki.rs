@@ -1,14 +1,9 @@
-//! Certificates and TLS configurations for the node's two QUIC endpoints.
+//! Certificates of a cluster: the cluster CA, node certificates, dev mode, the files of
+//! `erlmcp certs init`. The TLS configurations built from them are in [`crate::tls`].
 //!
-//! - **Cluster** (ALPN [`CLUSTER_ALPN`]): mutual TLS 1.3. Every node holds a certificate issued by
-//!   the cluster CA and trusts only that CA, in both directions: a peer without a certificate, or
-//!   with one from another CA, is refused by the accepting node *and* by the dialling one. Nodes
-//!   dial each other with the server name [`CLUSTER_SERVER_NAME`], which every node certificate
-//!   carries, so an address (or a NAT in front of it) does not have to be in the certificate.
-//! - **MCP** (ALPN [`MCP_ALPN`]): TLS 1.3 with the same node certificate and no client
-//!   authentication; the client trusts the cluster CA ([`McpTrust`]).
-//!
-//! Where the identity comes from:
+//! Every node holds a certificate issued by the cluster CA and carrying the server name
+//! [`CLUSTER_SERVER_NAME`], so an address (or a NAT in front of it) does not have to be in the
+//! certificate. Where the identity comes from:
 //!
 //! - `erlmcp certs init` ([`write_cluster_dir`]) writes a directory with the CA (`ca.pem`,
 //!   `ca.key`) and one certificate and key per node (`NAME.pem`, `NAME.key`);
@@ -18,37 +13,22 @@
 //!   anchors on subject and public key only, not on the CA certificate's bytes) and trusts the
 //!   others; each node certificate is fresh. The cookie is then the only secret: fine on a
 //!   laptop, not for production.
-//!
-//! Every configuration is built with an explicit ring [`CryptoProvider`]: ractor_cluster also
-//! compiles aws-lc-rs in, so rustls cannot pick a process default on its own, and nothing here
-//! relies on one.
 
 use std::fmt;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{
-    CertificateDer, DnsName, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
-};
+use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 
-/// ALPN of the node-to-node endpoint.
-pub const CLUSTER_ALPN: &[u8] = b"erlmcp-cluster";
-/// ALPN of MCP over QUIC (one bidirectional stream per session, NDJSON).
-pub const MCP_ALPN: &[u8] = b"mcp";
-/// DNS SAN every node certificate carries; node-to-node dials verify against it.
-pub const CLUSTER_SERVER_NAME: &str = "erlmcp.cluster";
+use crate::tls::CLUSTER_SERVER_NAME;
 
 /// The CA certificate's file in a cluster directory.
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -468,81 +448,6 @@ pub fn write_cluster_dir(
     Ok(written)
 }
 
-/// quinn server config for the cluster endpoint: ALPN erlmcp-cluster, TLS 1.3 only, REQUIRES a
-/// client certificate chaining to the CA, the given transport config.
-pub fn cluster_server_config(
-    id: &NodeIdentity,
-    transport: Arc<quinn::TransportConfig>,
-) -> Result<quinn::ServerConfig, TlsError> {
-    let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&id.ca)?), provider.clone())
-            .build()?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    tls.alpn_protocols = vec![CLUSTER_ALPN.to_vec()];
-    let mut cfg = quic_server(tls)?;
-    cfg.transport_config(transport);
-    Ok(cfg)
-}
-
-/// quinn client config for dialing peers: trusts only the CA, presents this node's chain
-/// (client auth), ALPN erlmcp-cluster; dial with server name CLUSTER_SERVER_NAME.
-pub fn cluster_client_config(
-    id: &NodeIdentity,
-    transport: Arc<quinn::TransportConfig>,
-) -> Result<quinn::ClientConfig, TlsError> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots(&id.ca)?)
-        .with_client_auth_cert(id.chain.clone(), id.key.clone_key())?;
-    tls.alpn_protocols = vec![CLUSTER_ALPN.to_vec()];
-    let mut cfg = quic_client(tls)?;
-    cfg.transport_config(transport);
-    Ok(cfg)
-}
-
-/// MCP-over-QUIC server config: ALPN mcp, this node's chain, no client auth.
-pub fn mcp_server_config(id: &NodeIdentity) -> Result<quinn::ServerConfig, TlsError> {
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(id.chain.clone(), id.key.clone_key())?;
-    tls.alpn_protocols = vec![MCP_ALPN.to_vec()];
-    quic_server(tls)
-}
-
-/// How an MCP client trusts the server.
-#[derive(Debug, Clone)]
-pub enum McpTrust {
-    /// Trust these CA certificates (the cluster's `ca.pem`, or [`dev_ca_cert`]).
-    Ca(Vec<CertificateDer<'static>>),
-    /// Trust any server certificate (the handshake signature is still checked). For tests and
-    /// debugging only: anyone on the path can impersonate the node.
-    Insecure,
-}
-
-/// MCP-over-QUIC client config: ALPN mcp, TLS 1.3, the server verified as `trust` says; no
-/// client certificate.
-pub fn mcp_client_config(trust: McpTrust) -> Result<quinn::ClientConfig, TlsError> {
-    let provider = provider();
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?;
-    let mut tls = match trust {
-        McpTrust::Ca(certs) => builder
-            .with_root_certificates(roots(&certs)?)
-            .with_no_client_auth(),
-        McpTrust::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
-            .with_no_client_auth(),
-    };
-    tls.alpn_protocols = vec![MCP_ALPN.to_vec()];
-    quic_client(tls)
-}
-
 /// Reads a PEM file of certificates (for --ca).
 pub fn read_certs_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = std::fs::read(path).map_err(|source| TlsError::Read {
@@ -550,79 +455,6 @@ pub fn read_certs_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsEr
         source,
     })?;
     certs_from_pem(path, &bytes)
-}
-
-/// The ring provider, explicitly (see the module documentation).
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn roots(certs: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for c in certs {
-        roots.add(c.clone())?;
-    }
-    Ok(roots)
-}
-
-fn quic_server(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, TlsError> {
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
-    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
-}
-
-fn quic_client(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, TlsError> {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
-    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
-}
-
-/// [`McpTrust::Insecure`]: accepts any certificate, but still checks that the server holds its
-/// key (the handshake signature), with the provider's algorithms.
-#[derive(Debug)]
-struct AnyServerCert(Arc<CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// "Now" in rcgen's time type, which this crate cannot name (the `time` crate is rcgen's).
@@ -792,7 +624,7 @@ fn key_from_pem(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsEr
 
 /// The (subject, SPKI) a trust anchor made from `cert` matches on.
 fn anchor_of(path: &Path, cert: &CertificateDer<'_>) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
-    let mut store = RootCertStore::empty();
+    let mut store = rustls::RootCertStore::empty();
     store.add(cert.clone()).map_err(|e| TlsError::Pem {
         path: path.to_path_buf(),
         reason: format!("not a usable certificate: {e}"),
@@ -847,6 +679,9 @@ fn write_file(path: &Path, contents: &[u8], secret: bool, force: bool) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::*;
+
+    use std::sync::Arc;
 
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::context::Context;
-use crate::jsonrpc::ErrorObject;
-use crate::protocol::LogLevel;
-use crate::registry::{
+use erlmcp_runtime::context::Context;
+use erlmcp_runtime::jsonrpc::ErrorObject;
+use erlmcp_runtime::protocol::LogLevel;
+use erlmcp_runtime::registry::{
     CallToolResult, CompletionRef, Prompt, Registry, Resource, Tool, ToolError, content,
 };
 
@@ -148,11 +148,4 @@ pub fn register(registry: &mut Registry) {
         .completion(CompletionRef::Prompt("session_summary".into()), |_, arg, prefix, _| async move {
             Ok(if arg == "style" { ["brief", "detailed"].iter().filter(|s| s.starts_with(&prefix)).map(|s| s.to_string()).collect() } else { Vec::new() })
         });
-}
-
-/// A registry with only the `core` pack.
-pub fn core_registry() -> Registry {
-    let mut r = Registry::new();
-    register(&mut r);
-    r
 }

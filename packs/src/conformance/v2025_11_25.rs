@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::context::Context;
-use crate::protocol::LogLevel;
-use crate::registry::{
+use erlmcp_runtime::context::Context;
+use erlmcp_runtime::protocol::LogLevel;
+use erlmcp_runtime::registry::{
     CallToolResult, CompletionRef, Prompt, Registry, Resource, ResourceTemplate, Tool, ToolError,
     content,
 };
@@ -539,10 +539,10 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::context::SessionPeer;
-    use crate::engine::{Work, passes, server_capabilities};
-    use crate::jsonrpc::{ErrorObject, code};
-    use crate::protocol::method;
+    use erlmcp_runtime::context::SessionPeer;
+    use erlmcp_runtime::engine::{Work, passes, server_capabilities};
+    use erlmcp_runtime::jsonrpc::{ErrorObject, code};
+    use erlmcp_runtime::protocol::method;
 
     /// What the fake client saw, in order.
     #[derive(Debug, Clone, PartialEq)]
