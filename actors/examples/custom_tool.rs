@@ -4,19 +4,16 @@
 //! `cargo run -p erlmcp-actors --example custom_tool`
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use erlmcp_actors::connection::ConnectionMsg;
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
 use erlmcp_runtime::config::EngineConfig;
-use erlmcp_runtime::engine::ServerInfo;
 use erlmcp_runtime::jsonrpc::ErrorObject;
 use erlmcp_runtime::protocol::LogLevel;
 use erlmcp_runtime::registry::{
     CallToolResult, Prompt, Registry, ResourceTemplate, Tool, ToolError,
 };
-use erlmcp_runtime::store::SessionStore;
 use erlmcp_supervisors::Supervisor;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -64,14 +61,7 @@ fn registry() -> Registry {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let env = NodeEnv {
-        registry: Arc::new(registry()),
-        info: ServerInfo::default(),
-        node: "example".into(),
-        store: SessionStore::new(),
-        config: EngineConfig::default(),
-    };
-    let engine = Engine::new(env);
+    let engine = Engine::new(NodeEnv::new(registry(), "example", EngineConfig::default()));
     let (root, _) = Supervisor::start(engine.standalone_spec("Example")).await?;
 
     // A client connection without sockets: lines in, lines out.
@@ -95,9 +85,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let mut answered = 0;
     while answered < 4 {
-        let line = rx.recv().await.ok_or("connection closed")?;
+        let item = rx.recv().await.ok_or("connection closed")?;
+        let Some(line) = item.text() else { continue };
         println!("{line}");
-        let v: Value = serde_json::from_str(&line)?;
+        let v: Value = serde_json::from_str(line)?;
         if v.get("id").is_some() && v.get("method").is_none() {
             answered += 1;
         }

@@ -11,8 +11,7 @@ use erlmcp_actors::connection::ConnectionMsg;
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
 use erlmcp_runtime::config::EngineConfig;
-use erlmcp_runtime::engine::ServerInfo;
-use erlmcp_runtime::store::SessionStore;
+use erlmcp_runtime::reply::Outbound;
 use erlmcp_supervisors::Supervisor;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -26,13 +25,11 @@ async fn main() {
     let sessions = args.first().copied().unwrap_or(16);
     let conc = args.get(1).copied().unwrap_or(4);
     let secs = args.get(2).copied().unwrap_or(5);
-    let env = NodeEnv {
-        registry: Arc::new(erlmcp_packs::core_registry()),
-        info: ServerInfo::default(),
-        node: "bench".into(),
-        store: SessionStore::new(),
-        config: EngineConfig::default(),
-    };
+    let env = NodeEnv::new(
+        erlmcp_packs::core_registry(),
+        "bench",
+        EngineConfig::default(),
+    );
     let engine = Engine::new(env);
     let (root, _) = Supervisor::start(engine.standalone_spec("Bench"))
         .await
@@ -41,7 +38,7 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for _ in 0..sessions {
-        let (tx, mut rx) = mpsc::channel::<String>(4096);
+        let (tx, mut rx) = mpsc::channel::<Outbound>(4096);
         let conn = engine
             .open_connection(tx, CancellationToken::new(), "bench".into(), None)
             .await

@@ -1,14 +1,23 @@
-//! Connection: one per client connection (TCP, QUIC stream, stdio). The node's listener reads
-//! and frames the bytes and writes the outbound queue; the Connection decodes envelopes, binds
-//! the connection to a session (new or resumed), and routes messages to it.
+//! Connection: one per client connection of a line transport (TCP, QUIC stream, stdio). The
+//! node's listener frames the bytes and writes the outbound queue; the Connection decodes
+//! envelopes, reads each request once ([`Envelope::read`]: its revision's rules, its typed
+//! call), and sends it down the one road ([`Router::serve`]):
+//!
+//! - revision 2026-07-28 (per-request `_meta`): to the session its state handle names, else to a
+//!   worker of its own; `notifications/cancelled` cancels it;
+//! - a session revision: `initialize` binds the connection to a new session, or re-attaches to
+//!   an existing one (`_meta["io.erlmcp/resume"]`); every later request goes to that session
+//!   (or to the handle it names).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erlmcp_runtime::engine;
-use erlmcp_runtime::jsonrpc::{self, ErrorObject, Message, Request, code};
-use erlmcp_runtime::protocol::{META_RESUME, method};
-use erlmcp_runtime::reply::{ClientSink, Responder};
+use erlmcp_runtime::jsonrpc::{self, ErrorObject, Message, code};
+use erlmcp_runtime::protocol::META_RESUME;
+use erlmcp_runtime::reply::{ClientSink, Outbound, Responder};
+use erlmcp_runtime::request::Call;
+use erlmcp_runtime::server::{Envelope, before_initialize_error, cancelled_request};
+use erlmcp_runtime::session::{SessionState, new_session_id};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -16,9 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::sync::DropGuard;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::env::ShardDirectory;
+use crate::route::{Cancels, Router, Target};
 use crate::session::SessionMsg;
-use crate::shard::ShardMsg;
 
 /// Messages of a [`Connection`].
 pub enum ConnectionMsg {
@@ -41,8 +49,8 @@ pub struct Connection;
 pub struct ConnectionArgs {
     /// The client's outbound queue.
     pub sink: ClientSink,
-    /// Where the shard is.
-    pub shards: ShardDirectory,
+    /// The road to sessions.
+    pub router: Router,
     /// Cancelled when the connection ends (the listener's reader and writer stop on it).
     pub closed: CancellationToken,
     /// Close after this long without inbound messages.
@@ -81,10 +89,13 @@ impl InFlightSlots {
 /// Live state of a [`Connection`].
 pub struct ConnectionState {
     sink: ClientSink,
-    shards: ShardDirectory,
+    router: Router,
     idle_timeout: Duration,
     peer: String,
-    session: Option<(Arc<str>, Option<ActorRef<SessionMsg>>)>,
+    /// The protocol session `initialize` bound this connection to.
+    session: Option<Arc<str>>,
+    /// Requests without a session in flight (revision 2026-07-28), for cancellation.
+    cancels: Cancels,
     last_inbound: Instant,
     in_flight: Option<InFlightSlots>,
     /// The pending idle check; aborted with the state so a closed connection leaves no timer
@@ -100,114 +111,107 @@ impl ConnectionState {
             myself.send_after(after, || ConnectionMsg::IdleCheck),
         ));
     }
-}
 
-impl ConnectionState {
-    fn shard(&self) -> Result<ActorRef<ShardMsg>, ErrorObject> {
-        self.shards.get().ok_or_else(|| {
-            ErrorObject::internal(
-                "the node is not serving sessions right now (shard restarting); retry",
-            )
-        })
-    }
-
-    /// Sends a message to the bound session: directly if we have a live ref, else via the shard.
-    async fn route(&mut self, msg: SessionMsg) {
-        let Some((id, cached)) = &mut self.session else {
-            msg.reject(ErrorObject::internal("no session"));
-            return;
-        };
-        let msg = match cached {
-            Some(actor) => match actor.send_message(msg) {
-                Ok(()) => return,
-                Err(ractor::MessagingErr::SendErr(m)) => m,
-                Err(_) => return,
-            },
-            None => msg,
-        };
-        *cached = None;
-        let shard = match self.shards.get() {
-            Some(s) => s,
-            None => {
-                return msg.reject(ErrorObject::internal(
-                    "the node is not serving sessions right now (shard restarting); retry",
-                ));
-            }
-        };
-        let id = id.clone();
-        match ractor::call!(shard, ShardMsg::Route, id, msg) {
-            Ok(r) => {
-                if let Some((_, c)) = &mut self.session {
-                    *c = r;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, error = %e, "shard unreachable; message dropped (its request is answered with an error)")
-            }
-        }
-    }
-
-    async fn bind_new(&mut self, req: Request, responder: Responder) {
-        let shard = match self.shard() {
-            Ok(s) => s,
-            Err(e) => return responder.error(e),
-        };
-        match ractor::call!(shard, ShardMsg::Create) {
-            Ok(Ok((id, actor))) => {
+    /// `initialize` without a session: a new one, bound to this connection.
+    async fn bind_new(&mut self, env: Envelope, responder: Responder) {
+        match self
+            .router
+            .create(SessionState::new(new_session_id()), true)
+            .await
+        {
+            Ok((id, _)) => {
                 tracing::debug!(peer = %self.peer, session = %id, "session created");
-                self.session = Some((id, Some(actor)));
-                self.route(SessionMsg::Request(req, responder)).await;
+                self.session = Some(id.clone());
+                self.router.serve(
+                    Target::Session(id),
+                    env,
+                    responder,
+                    CancellationToken::new(),
+                );
             }
-            Ok(Err(e)) => responder.error(e),
-            Err(e) => responder.error(ErrorObject::internal(format!("shard unreachable: {e}"))),
+            Err(e) => responder.error(e),
         }
     }
 
-    async fn bind_resume(&mut self, sid: String, req: Request, responder: Responder) {
-        let shard = match self.shard() {
-            Ok(s) => s,
-            Err(e) => return responder.error(e),
-        };
+    /// `initialize` asking to re-attach to session `sid`.
+    async fn bind_resume(&mut self, sid: String, responder: Responder) {
         let id: Arc<str> = Arc::from(sid.as_str());
-        match ractor::call!(shard, ShardMsg::Exists, id.clone()) {
+        match self.router.exists(&id).await {
             Ok(true) => {
-                self.session = Some((id, None));
-                self.route(SessionMsg::Resume(req, responder)).await;
+                self.session = Some(id.clone());
+                self.router.send(&id, SessionMsg::Resume(responder));
             }
             Ok(false) => responder.error(ErrorObject::invalid_params(format!(
                 "Unknown session {sid} in _meta[\"{META_RESUME}\"]: it expired or never existed"
             ))),
-            Err(e) => responder.error(ErrorObject::internal(format!("shard unreachable: {e}"))),
+            Err(e) => responder.error(e),
         }
     }
 
     async fn inbound(&mut self, line: String, permit: Option<OwnedSemaphorePermit>) {
-        match jsonrpc::decode(&line) {
+        let msg = match jsonrpc::decode(&line) {
+            Ok(m) => m,
             Err(e) => {
-                let _ = self
-                    .sink
-                    .try_send(jsonrpc::encode_error(e.id.as_ref(), &e.error));
+                let body = jsonrpc::encode_error(e.id.as_ref(), &e.error);
+                let _ = self.sink.try_send(Outbound::Response {
+                    body,
+                    status: 400,
+                    ok: false,
+                });
+                return;
             }
-            Ok(Message::Request(req)) => {
+        };
+        match msg {
+            Message::Request(req) => {
                 let responder = Responder::new(req.id.clone(), self.sink.clone(), permit);
-                match (&self.session, req.method.as_str()) {
-                    (Some(_), _) => self.route(SessionMsg::Request(req, responder)).await,
-                    (None, method::INITIALIZE) => match engine::resume_id(&req) {
-                        Some(sid) => self.bind_resume(sid, req, responder).await,
-                        None => self.bind_new(req, responder).await,
+                let env = match Envelope::read(req, None, &self.router.server().registry) {
+                    Ok(env) => env,
+                    Err(rejected) => return responder.error(rejected.error),
+                };
+                if env.rules.is_per_request() {
+                    let target = match Target::of(&env, None) {
+                        Ok(t) => t,
+                        Err(e) => return responder.error(e),
+                    };
+                    let cancel = CancellationToken::new();
+                    self.cancels.insert(env.id.clone(), cancel.clone());
+                    return self.router.serve(target, env, responder, cancel);
+                }
+                match (&self.session, &env.call) {
+                    (Some(bound), _) => match Target::of(&env, Some(bound)) {
+                        Ok(target) => {
+                            self.router
+                                .serve(target, env, responder, CancellationToken::new())
+                        }
+                        Err(e) => responder.error(e),
                     },
-                    (None, method::PING) => responder.respond(Ok(json!({}))),
-                    (None, m) => responder.error(engine::before_initialize_error(m)),
+                    (
+                        None,
+                        Call::Initialize {
+                            resume: Some(sid), ..
+                        },
+                    ) => {
+                        let sid = sid.clone();
+                        self.bind_resume(sid, responder).await
+                    }
+                    (None, Call::Initialize { .. }) => self.bind_new(env, responder).await,
+                    (None, Call::Ping) => responder.respond(Ok(json!({}))),
+                    (None, call) => responder.error(before_initialize_error(call.method())),
                 }
             }
-            Ok(Message::Notification(n)) => {
-                if self.session.is_some() {
-                    self.route(SessionMsg::Notification(n)).await;
+            Message::Notification(n) => {
+                if let Some(id) = cancelled_request(&n)
+                    && self.cancels.cancel(&id)
+                {
+                    return;
+                }
+                if let Some(bound) = &self.session {
+                    self.router.send(bound, SessionMsg::Notification(n));
                 }
             }
-            Ok(Message::Response(r)) => {
-                if self.session.is_some() {
-                    self.route(SessionMsg::ClientResponse(r)).await;
+            Message::Response(r) => {
+                if let Some(bound) = &self.session {
+                    self.router.send(bound, SessionMsg::ClientResponse(r));
                 }
             }
         }
@@ -226,10 +230,11 @@ impl Actor for Connection {
     ) -> Result<ConnectionState, ActorProcessingErr> {
         let mut s = ConnectionState {
             sink: a.sink,
-            shards: a.shards,
+            router: a.router,
             idle_timeout: a.idle_timeout,
             peer: a.peer,
             session: None,
+            cancels: Cancels::default(),
             last_inbound: Instant::now(),
             in_flight: a.in_flight,
             idle_timer: None,
@@ -245,6 +250,7 @@ impl Actor for Connection {
         s: &mut ConnectionState,
     ) -> Result<(), ActorProcessingErr> {
         s.idle_timer = None;
+        s.cancels.cancel_all();
         tracing::debug!(peer = %s.peer, "connection closed");
         Ok(())
     }
@@ -266,7 +272,12 @@ impl Actor for Connection {
                     code::INVALID_REQUEST,
                     format!("Invalid Request: {reason}; closing the connection"),
                 );
-                let _ = s.sink.try_send(jsonrpc::encode_error(None, &e));
+                let body = jsonrpc::encode_error(None, &e);
+                let _ = s.sink.try_send(Outbound::Response {
+                    body,
+                    status: 400,
+                    ok: false,
+                });
                 myself.stop(Some("frame error".into()));
             }
             ConnectionMsg::Closed => myself.stop(None),

@@ -1,5 +1,6 @@
 //! The MCP engine of one node as supervision-tree pieces: `ShardSup` (sessions) and
-//! `ConnectionSup` (connections), plus the one call listeners use to serve a connection.
+//! `ConnectionSup` (connections of the line transports), the [`Router`] every transport sends
+//! requests down, and the one call line listeners use to serve a connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Connection, ConnectionArgs, ConnectionMsg, InFlightSlots};
 use crate::env::{Directory, NodeEnv, ShardDirectory};
+use crate::route::{LiveSessions, Router};
 use crate::shard::{Shard, ShardArgs, ShardMsg, ShardStats};
 
 /// How long engine calls from outside (listeners, admin) wait for an actor.
@@ -28,6 +30,9 @@ pub struct Engine {
     pub shards: ShardDirectory,
     /// The current connection supervisor.
     pub connections: Directory<DynamicSupervisorRef<ConnectionArgs>>,
+    /// The road to sessions, for every transport.
+    pub router: Router,
+    live: Arc<LiveSessions>,
 }
 
 /// Starting a connection failed.
@@ -38,10 +43,15 @@ pub struct ConnectError(String);
 impl Engine {
     /// An engine over `env` (nothing runs until its child specs are started).
     pub fn new(env: NodeEnv) -> Self {
+        let env = Arc::new(env);
+        let shards = Directory::new();
+        let live = Arc::new(LiveSessions::default());
         Self {
-            env: Arc::new(env),
-            shards: Directory::new(),
+            router: Router::new(env.clone(), shards.clone(), live.clone()),
+            env,
+            shards,
             connections: Directory::new(),
+            live,
         }
     }
 
@@ -50,10 +60,13 @@ impl Engine {
     pub fn shard_sup(&self) -> ChildSpec {
         let env = self.env.clone();
         let dir = self.shards.clone();
+        let (live, router) = (self.live.clone(), self.router.clone());
         let shard = ChildSpec::worker("Shard[0]", move |sup: ActorCell| {
             let args = ShardArgs {
                 env: env.clone(),
                 directory: dir.clone(),
+                live: live.clone(),
+                router: router.clone(),
                 intensity: Intensity {
                     max_restarts: 100,
                     period: Duration::from_secs(10),
@@ -112,7 +125,7 @@ impl Engine {
             .ok_or_else(|| ConnectError("connection supervisor not running".into()))?;
         let args = ConnectionArgs {
             sink,
-            shards: self.shards.clone(),
+            router: self.router.clone(),
             closed,
             idle_timeout: self.env.config.connection_idle_timeout,
             peer,

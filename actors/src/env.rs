@@ -1,27 +1,45 @@
-//! What every session of a node shares: the catalog, server identity, store, limits.
+//! What every session of a node shares: the server (catalog, identity, settings), the store,
+//! the limits.
 
 use std::sync::{Arc, RwLock};
 
 use erlmcp_runtime::config::EngineConfig;
-use erlmcp_runtime::engine::ServerInfo;
 use erlmcp_runtime::registry::Registry;
+use erlmcp_runtime::server::{Server, ServerInfo, ServerOptions};
 use erlmcp_runtime::store::SessionStore;
 use ractor::ActorRef;
 
 use crate::shard::ShardMsg;
 
-/// Shared by all sessions of a node (one `Arc`; the catalog is never copied per session).
+/// Shared by all sessions of a node (one `Arc`; the catalog is never copied).
 pub struct NodeEnv {
-    /// Tools, resources, prompts.
-    pub registry: Arc<Registry>,
-    /// Name and version for `initialize`.
-    pub info: ServerInfo,
-    /// This node's name.
-    pub node: Arc<str>,
+    /// What the node serves and how.
+    pub server: Arc<Server>,
     /// Committed session states. Outlives shard restarts.
     pub store: SessionStore,
     /// Limits and timeouts.
     pub config: EngineConfig,
+}
+
+impl NodeEnv {
+    /// The environment of node `node` serving `registry` as erlmcp, with `config`'s limits and
+    /// an empty store.
+    pub fn new(registry: Registry, node: &str, config: EngineConfig) -> Self {
+        let options = ServerOptions {
+            limits: config.state_limits(),
+            ..ServerOptions::default()
+        };
+        Self {
+            server: Arc::new(Server::new(
+                Arc::new(registry),
+                ServerInfo::default(),
+                Arc::from(node),
+                options,
+            )),
+            store: SessionStore::new(),
+            config,
+        }
+    }
 }
 
 /// Where the current instance of a restartable actor is: a restarted actor has a new ref, so

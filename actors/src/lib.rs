@@ -1,10 +1,15 @@
 //! erlmcp-actors: the actors of erlmcp, each a thin shell around `erlmcp-runtime` logic.
 //!
-//! - [`connection::Connection`]: one per client connection; decodes, binds to a session, routes.
-//! - [`shard::Shard`]: owns sessions; routes, activates passivated ones, restarts crashed ones
-//!   from their committed state, expires old ones.
-//! - [`session::Session`]: one MCP session's state; supervises its per-request workers.
-//! - [`worker::Worker`]: one per in-flight request that runs user code.
+//! - [`route::Router`]: the one road to a session for every transport and revision (by id:
+//!   session header, resume, state handle), and the supervised workers of requests that name
+//!   no session.
+//! - [`connection::Connection`]: one per line-transport connection; decodes, binds to a
+//!   session, sends requests down the road.
+//! - [`shard::Shard`]: owns sessions; creates them, activates passivated ones, restarts crashed
+//!   ones from their committed state, ends and expires them.
+//! - [`session::Session`]: one session's state (protocol session or state handle); supervises
+//!   its per-request workers.
+//! - [`worker`]: one supervised task per in-flight request that runs user code.
 //! - [`engine::Engine`]: starts the above under `erlmcp-supervisors` trees and gives listeners
 //!   one call to serve a connection.
 //!
@@ -19,6 +24,7 @@ pub mod cluster;
 pub mod connection;
 pub mod engine;
 pub mod env;
+pub mod route;
 pub mod session;
 pub mod shard;
 pub mod worker;

@@ -1,68 +1,79 @@
-//! Session: owns one MCP session's state; a thin shell over `erlmcp_runtime::engine`.
+//! Session: owns one session's state (a protocol session or a state handle); a thin shell over
+//! `erlmcp_runtime::server` and the rules of `erlmcp_runtime::session`.
 //!
-//! It supervises its own workers (temporary children: a crashed worker is never restarted, its
-//! request is answered with an error by its Responder). When idle it passivates: it commits its
+//! It supervises its workers (temporary children, [`crate::worker`]): a crashed worker is never
+//! restarted, its request is answered with an error. When idle it passivates: it commits its
 //! state, drains its mailbox and stops; messages that reach it meanwhile go back to the Shard,
-//! which reactivates it.
+//! which reactivates it. A transport may keep state with it ([`TransportState`], Streamable
+//! HTTP's SSE streams); that state lives as long as the actor.
 
-use std::collections::HashMap;
+use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use erlmcp_packs::core::SESSION_STATE_URI;
+use erlmcp_runtime::changes::{Change, Listen};
 use erlmcp_runtime::context::{Context, SessionPeer};
-use erlmcp_runtime::engine::{self, Dispatch, NotificationEffect};
-use erlmcp_runtime::jsonrpc::{self, ErrorObject, Id, Notification, Request, Response, code};
+use erlmcp_runtime::jsonrpc::{ErrorObject, Id, Notification, Response, code};
 use erlmcp_runtime::protocol::{LogLevel, method};
-use erlmcp_runtime::reply::{ClientSink, Responder, send_lossy};
-use erlmcp_runtime::session::SessionState;
+use erlmcp_runtime::reply::{ClientSink, Outbound, Responder, send_lossy};
+use erlmcp_runtime::server::{
+    Dispatch, Envelope, Gate, NotificationEffect, dispatch, handle_notification,
+};
+use erlmcp_runtime::session::{ClientRequests, InFlight, KvOp, KvReply, SessionState, state_uri};
 use futures::future::BoxFuture;
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::env::NodeEnv;
+use crate::route::{Router, deliver};
 use crate::shard::ShardMsg;
-use crate::worker::{Worker, WorkerArgs};
+use crate::worker::{self, WorkerKiller, WorkerRef, now_ms};
 
-/// A key-value operation on the session's state.
-#[derive(Debug)]
-pub enum KvOp {
-    /// Read.
-    Get(String),
-    /// Write.
-    Set(String, Value),
-    /// Delete.
-    Delete(String),
-    /// List all.
-    List,
+/// A request on its way to a session: the envelope, the obligation to answer it, and the
+/// token that abandons it (the transport's: a closed 2026-07-28 response stream, or
+/// `notifications/cancelled`).
+pub struct Incoming {
+    /// The request.
+    pub env: Envelope,
+    /// Its answer.
+    pub responder: Responder,
+    /// Cancelled when the request is abandoned.
+    pub cancel: CancellationToken,
 }
 
-/// The answer to a [`KvOp`].
-#[derive(Debug)]
-pub enum KvReply {
-    /// Value read.
-    Value(Option<Value>),
-    /// Written.
-    Done,
-    /// Whether the key existed.
-    Deleted(bool),
-    /// All entries.
-    Entries(Vec<(String, Value)>),
+/// State a transport keeps with a session for as long as its actor runs (Streamable HTTP: the
+/// session's SSE streams and event log). Created on first use by the transport's `make`.
+///
+/// When the session passivates with the state still in use (a client holds a stream open), its
+/// Shard keeps the state and hands it to the next activation.
+pub trait TransportState: Send + Sync + 'static {
+    /// The session ended for good (DELETE, expiry, `session_close`): close everything.
+    fn session_ended(&self);
+    /// Whether a client still uses it (an open stream): kept across passivation.
+    fn in_use(&self) -> bool;
+    /// Where unsolicited notifications go, if the client holds such a stream open (Streamable
+    /// HTTP's standalone GET stream): told to a reactivated session.
+    fn standalone(&self) -> Option<ClientSink>;
+    /// For the transport to get its own type back.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
+
+/// Makes a session's [`TransportState`] from its state (e.g. its negotiated revision).
+pub type MakeTransportState = fn(&SessionState) -> Arc<dyn TransportState>;
 
 /// Messages of a [`Session`].
 pub enum SessionMsg {
-    /// A client request and the obligation to answer it.
-    Request(Request, Responder),
+    /// A client request.
+    Request(Box<Incoming>),
     /// A client notification.
     Notification(Notification),
     /// A client's response to one of our requests.
     ClientResponse(Response),
     /// `initialize` asking to re-attach to this (already initialized) session.
-    Resume(Request, Responder),
+    Resume(Responder),
     /// A worker's key-value operation.
     Kv(KvOp, RpcReplyPort<Result<KvReply, ErrorObject>>),
     /// A worker's request to the client.
@@ -78,9 +89,22 @@ pub enum SessionMsg {
         reply: oneshot::Sender<Result<Value, ErrorObject>>,
     },
     /// Streamable HTTP: the session's standalone stream (the client's GET stream). Unsolicited
-    /// notifications (e.g. `resources/updated`) go there rather than to the stream of the
-    /// latest request, while it is open.
+    /// notifications go there rather than to the stream of the latest request while it is open,
+    /// and the session does not passivate meanwhile.
     AttachStandalone(ClientSink),
+    /// The transport's state kept with this session (made by `make` on first use), with the
+    /// session's negotiated revision.
+    Transport(
+        MakeTransportState,
+        RpcReplyPort<Result<Arc<dyn TransportState>, ErrorObject>>,
+    ),
+    /// Ends the session for good (the Shard's `Terminate`): its transport state is told, its
+    /// workers killed (their requests answered with an error), the actor stops.
+    Terminate(RpcReplyPort<()>),
+    /// The workers running now (tests, chaos).
+    Workers(RpcReplyPort<Vec<WorkerKiller>>),
+    /// Internal: a worker ended.
+    WorkerExited(Id),
     /// Internal: a client request timed out.
     ClientRequestTimeout(Id),
     /// Internal: passivate if idle.
@@ -94,11 +118,15 @@ impl SessionMsg {
     /// Answers the message's request, if it carries one, with `e` (used when it cannot be routed).
     pub fn reject(self, e: ErrorObject) {
         match self {
-            SessionMsg::Request(_, r) | SessionMsg::Resume(_, r) => r.error(e),
+            SessionMsg::Request(inc) => inc.responder.error(e),
+            SessionMsg::Resume(r) => r.error(e),
             SessionMsg::Kv(_, reply) => {
                 let _ = reply.send(Err(e));
             }
             SessionMsg::ClientRequest { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            SessionMsg::Transport(_, reply) => {
                 let _ = reply.send(Err(e));
             }
             _ => {}
@@ -117,11 +145,20 @@ pub struct SessionArgs {
     pub env: Arc<NodeEnv>,
     /// Its shard (where it bounces messages while passivating).
     pub shard: ActorRef<ShardMsg>,
+    /// The node's road to sessions (workers open and close handles through it).
+    pub router: Router,
+    /// Its transport's state, kept by the Shard while it was passivated.
+    pub transport: Option<Arc<dyn TransportState>>,
 }
 
-struct InFlight {
+/// A request running on a worker.
+struct Running {
     cancel: CancellationToken,
+    worker: Option<WorkerRef>,
 }
+
+/// A scheduled message to ourselves, cancelled when dropped.
+type Timer = AbortOnDropHandle<Result<(), ractor::MessagingErr<SessionMsg>>>;
 
 /// Live state of a [`Session`].
 pub struct SessionActorState {
@@ -129,22 +166,25 @@ pub struct SessionActorState {
     id: Arc<str>,
     env: Arc<NodeEnv>,
     shard: ActorRef<ShardMsg>,
-    in_flight: HashMap<Id, InFlight>,
-    workers: HashMap<ActorId, Id>,
+    router: Router,
+    /// By request id (session rules) or by an id of our own (per-request rules: many clients
+    /// may use one handle, each with its own ids).
+    in_flight: InFlight<Running>,
+    next_internal: u64,
     client: Option<ClientSink>,
     standalone: Option<ClientSink>,
     /// Our requests to the client awaiting an answer, with their timeout timers.
-    pending: HashMap<Id, (oneshot::Sender<Result<Value, ErrorObject>>, Timer)>,
+    client_requests: ClientRequests<(oneshot::Sender<Result<Value, ErrorObject>>, Timer)>,
+    transport: Option<Arc<dyn TransportState>>,
     /// The pending idle check (timers die with the state: a stopped session leaves none).
     idle_timer: Option<Timer>,
-    next_request: u64,
     last_active: Instant,
     passivating: bool,
 }
 
 impl SessionActorState {
     fn commit(&mut self) {
-        self.env.store.commit(&self.state);
+        self.env.store.commit(&self.state, Instant::now());
     }
 
     fn attach(&mut self, sink: &ClientSink) {
@@ -156,99 +196,97 @@ impl SessionActorState {
     fn notify(&self, method: &str, params: Value) {
         let open = self.standalone.as_ref().filter(|s| !s.is_closed());
         if let Some(c) = open.or(self.client.as_ref()) {
-            send_lossy(c, jsonrpc::encode_notification(method, Some(&params)));
-        }
-    }
-
-    fn kv_changed(&mut self) {
-        self.state.touch();
-        self.commit();
-        if self.state.subscriptions.contains(SESSION_STATE_URI) {
-            self.notify(method::RESOURCES_UPDATED, json!({"uri": SESSION_STATE_URI}));
+            send_lossy(
+                c,
+                erlmcp_runtime::jsonrpc::encode_notification(method, Some(&params)),
+            );
         }
     }
 
     fn kv(&mut self, op: KvOp) -> Result<KvReply, ErrorObject> {
-        let parse = |t: &String| serde_json::from_str(t).unwrap_or(Value::Null);
-        Ok(match op {
-            KvOp::Get(k) => KvReply::Value(self.state.kv.get(&k).map(parse)),
-            KvOp::Set(k, v) => {
-                self.state.kv.insert(k, v.to_string());
-                self.kv_changed();
-                KvReply::Done
+        let (reply, changed) = self.state.apply_kv(op, &self.env.config.state_limits())?;
+        if changed {
+            self.commit();
+            // Session subscribers (resources/subscribe) hear on their stream; listen
+            // subscribers (2026-07-28) on the change bus, by the handle's state URI.
+            for uri in self.state.state_uris() {
+                self.notify(method::RESOURCES_UPDATED, json!({ "uri": uri }));
             }
-            KvOp::Delete(k) => {
-                let existed = self.state.kv.remove(&k).is_some();
-                if existed {
-                    self.kv_changed();
-                }
-                KvReply::Deleted(existed)
-            }
-            KvOp::List => KvReply::Entries(
-                self.state
-                    .kv
-                    .iter()
-                    .map(|(k, v)| (k.clone(), parse(v)))
-                    .collect(),
-            ),
-        })
+            self.env
+                .server
+                .registry
+                .publish_change(Change::ResourceUpdated(state_uri(&self.id)));
+        }
+        Ok(reply)
     }
 
-    async fn request(&mut self, myself: &ActorRef<SessionMsg>, req: Request, responder: Responder) {
-        self.attach(responder.sink());
-        if self.in_flight.contains_key(&req.id) {
-            responder.error(ErrorObject::new(
+    fn request(&mut self, myself: &ActorRef<SessionMsg>, inc: Incoming) {
+        let Incoming {
+            env,
+            responder,
+            cancel,
+        } = inc;
+        let per_request = env.rules.is_per_request();
+        let key = if per_request {
+            self.next_internal += 1;
+            // Not a JSON-RPC id a client can send: ours start with a NUL.
+            Id::Str(format!("\0{}", self.next_internal))
+        } else {
+            self.attach(responder.sink());
+            env.id.clone()
+        };
+        if self.in_flight.get(&key).is_some() {
+            return responder.error(ErrorObject::new(
                 code::INVALID_REQUEST,
                 format!(
                     "Invalid Request: request id {} is already in flight",
-                    req.id
+                    env.id
                 ),
             ));
-            return;
         }
-        let (dispatch, changed) =
-            engine::handle_request(&mut self.state, &self.env.registry, &self.env.info, &req);
+        let server = self.env.server.clone();
+        let (d, changed) = dispatch(&server, Some(&mut self.state), &env, now_ms());
         if changed {
             self.commit();
         }
-        match dispatch {
+        match d {
             Dispatch::Reply(r) => responder.respond(r),
-            Dispatch::Work {
-                work,
-                progress_token,
-            } => {
-                let cancel = CancellationToken::new();
-                // The worker logs directly (ordered with its progress and response) at the level in
-                // force when the request started.
+            Dispatch::Listen(filter) => {
+                let listen = Listen::new(env.id, filter, server.registry.change_bus().subscribe());
+                tokio::spawn(crate::route::forward_listen(listen, responder, cancel));
+            }
+            Dispatch::Work(job) => {
+                let running = Running {
+                    cancel: cancel.clone(),
+                    worker: None,
+                };
+                if let Err(e) = self.in_flight.begin(&key, running) {
+                    return responder.error(e);
+                }
                 let peer = Arc::new(WorkerPeer {
                     session: myself.clone(),
                     sink: responder.sink().clone(),
-                    log_level: self.state.log_level,
+                    gate: job.gate,
+                    bus: server.registry.change_bus(),
                 });
-                let ctx = Context::new(
-                    self.id.clone(),
-                    self.env.node.clone(),
-                    self.env.node.clone(),
-                    cancel.clone(),
-                    progress_token,
-                    peer,
+                let ctx = job.context(
+                    Context::new(
+                        self.id.clone(),
+                        server.node.clone(),
+                        server.node.clone(),
+                        cancel,
+                        job.progress_token.clone(),
+                        peer,
+                    )
+                    .with_handles(Arc::new(self.router.clone())),
                 );
-                let id = req.id.clone();
-                let args = WorkerArgs {
-                    work,
-                    ctx,
-                    registry: self.env.registry.clone(),
-                    responder,
-                };
-                match Actor::spawn_linked(None, Worker, args, myself.get_cell()).await {
-                    Ok((w, _)) => {
-                        self.workers.insert(w.get_id(), id.clone());
-                        self.in_flight.insert(id, InFlight { cancel });
-                    }
-                    // The args (and the Responder, which answers) were dropped with the failed spawn.
-                    Err(e) => {
-                        tracing::error!(session = %self.id, error = %e, "could not spawn a worker")
-                    }
+                let (me, k) = (myself.clone(), key.clone());
+                let w = worker::spawn(server, job, ctx, responder, move || {
+                    let _ = me.cast(SessionMsg::WorkerExited(k));
+                });
+                match self.in_flight.get_mut(&key) {
+                    Some(r) => r.worker = Some(w),
+                    None => drop(w),
                 }
             }
         }
@@ -262,21 +300,13 @@ impl SessionActorState {
         via: Option<ClientSink>,
         reply: oneshot::Sender<Result<Value, ErrorObject>>,
     ) {
-        let needed = match method.as_str() {
-            method::SAMPLING_CREATE_MESSAGE => Some("sampling"),
-            method::ELICITATION_CREATE => Some("elicitation"),
-            method::ROOTS_LIST => Some("roots"),
-            _ => None,
+        let (id, line) = match self.client_requests.issue(&self.state, &method, &params) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
         };
-        if let Some(cap) = needed
-            && !self.state.client_has_capability(cap)
-        {
-            let _ = reply.send(Err(ErrorObject::new(
-                code::METHOD_NOT_FOUND,
-                format!("The client does not support {method} (no `{cap}` capability)"),
-            )));
-            return;
-        }
         let Some(client) = via
             .filter(|v| !v.is_closed())
             .or_else(|| self.client.clone())
@@ -286,12 +316,7 @@ impl SessionActorState {
             )));
             return;
         };
-        self.next_request += 1;
-        let id = Id::Str(format!("erlmcp-{}", self.next_request));
-        if !send_lossy(
-            &client,
-            jsonrpc::encode_request(&id, &method, Some(&params)),
-        ) {
+        if !send_lossy(&client, line) {
             let _ = reply.send(Err(ErrorObject::internal(
                 "the client is not reading: request not sent",
             )));
@@ -303,7 +328,7 @@ impl SessionActorState {
                 SessionMsg::ClientRequestTimeout(id)
             }),
         );
-        self.pending.insert(key, (reply, timer));
+        self.client_requests.insert(key, (reply, timer));
     }
 
     fn arm_idle_check(&mut self, myself: &ActorRef<SessionMsg>) {
@@ -318,16 +343,26 @@ impl SessionActorState {
             }),
         ));
     }
-}
 
-/// A scheduled message to ourselves, cancelled when dropped.
-type Timer = AbortOnDropHandle<Result<(), ractor::MessagingErr<SessionMsg>>>;
+    fn idle(&self) -> bool {
+        self.last_active.elapsed() >= self.env.config.passivate_after
+            && self.in_flight.is_empty()
+            && self.client_requests.is_empty()
+    }
+
+    /// The transport state of a stopped session, if a client still uses it (its Shard keeps it
+    /// for the next activation).
+    pub fn take_transport(&mut self) -> Option<Arc<dyn TransportState>> {
+        self.transport.take().filter(|t| t.in_use())
+    }
+}
 
 /// A worker's window onto its session.
 struct WorkerPeer {
     session: ActorRef<SessionMsg>,
     sink: ClientSink,
-    log_level: Option<LogLevel>,
+    gate: Gate,
+    bus: erlmcp_runtime::changes::ChangeBus,
 }
 
 impl WorkerPeer {
@@ -342,13 +377,17 @@ impl WorkerPeer {
     }
 }
 
+fn unexpected() -> ErrorObject {
+    ErrorObject::internal("unexpected kv reply")
+}
+
 impl SessionPeer for WorkerPeer {
     fn kv_get(&self, key: String) -> BoxFuture<'static, Result<Option<Value>, ErrorObject>> {
         let f = self.kv_call(KvOp::Get(key));
         Box::pin(async move {
             match f.await? {
                 KvReply::Value(v) => Ok(v),
-                _ => Err(ErrorObject::internal("unexpected kv reply")),
+                _ => Err(unexpected()),
             }
         })
     }
@@ -361,7 +400,7 @@ impl SessionPeer for WorkerPeer {
         Box::pin(async move {
             match f.await? {
                 KvReply::Deleted(d) => Ok(d),
-                _ => Err(ErrorObject::internal("unexpected kv reply")),
+                _ => Err(unexpected()),
             }
         })
     }
@@ -370,29 +409,24 @@ impl SessionPeer for WorkerPeer {
         Box::pin(async move {
             match f.await? {
                 KvReply::Entries(e) => Ok(e),
-                _ => Err(ErrorObject::internal("unexpected kv reply")),
+                _ => Err(unexpected()),
             }
         })
     }
     fn log(&self, level: LogLevel, logger: Option<String>, data: Value) {
-        if engine::passes(self.log_level, level) {
-            let params = engine::log_message_params(level, logger, data);
-            send_lossy(
-                &self.sink,
-                jsonrpc::encode_notification(method::MESSAGE, Some(&params)),
-            );
+        if let Some(line) = self.gate.log(level, logger, data) {
+            send_lossy(&self.sink, line);
         }
     }
     fn notify(&self, method: &str, params: Value) {
-        send_lossy(
+        deliver(
             &self.sink,
-            jsonrpc::encode_notification(method, Some(&params)),
+            &self.bus,
+            self.gate.notification(method, params),
         );
     }
     fn close_stream(&self) {
-        let _ = self
-            .sink
-            .try_send(erlmcp_runtime::reply::CLOSE_STREAM.to_string());
+        let _ = self.sink.try_send(Outbound::CloseStream);
     }
     fn request(
         &self,
@@ -429,23 +463,36 @@ impl Actor for Session {
         myself: ActorRef<SessionMsg>,
         args: SessionArgs,
     ) -> Result<SessionActorState, ActorProcessingErr> {
+        let max = args.env.config.max_in_flight;
+        let standalone = args.transport.as_ref().and_then(|t| t.standalone());
         let mut s = SessionActorState {
             id: Arc::from(args.state.id.as_str()),
             state: args.state,
             env: args.env,
             shard: args.shard,
-            in_flight: HashMap::new(),
-            workers: HashMap::new(),
+            router: args.router,
+            in_flight: InFlight::new(max),
+            next_internal: 0,
             client: None,
-            standalone: None,
-            pending: HashMap::new(),
+            standalone,
+            client_requests: ClientRequests::new(max),
+            transport: args.transport,
             idle_timer: None,
-            next_request: 0,
             last_active: Instant::now(),
             passivating: false,
         };
         s.arm_idle_check(&myself);
         Ok(s)
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<SessionMsg>,
+        s: &mut SessionActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Workers die with their session (their requests are answered with an error).
+        s.in_flight = InFlight::new(1);
+        Ok(())
     }
 
     async fn handle(
@@ -454,42 +501,42 @@ impl Actor for Session {
         msg: SessionMsg,
         s: &mut SessionActorState,
     ) -> Result<(), ActorProcessingErr> {
+        let internal = matches!(
+            msg,
+            SessionMsg::IdleCheck
+                | SessionMsg::ClientRequestTimeout(_)
+                | SessionMsg::WorkerExited(_)
+        );
         if s.passivating {
-            // Draining towards passivation: anything but our own timers goes back to the shard,
-            // which delivers it to the next activation.
-            if !matches!(
-                msg,
-                SessionMsg::IdleCheck | SessionMsg::ClientRequestTimeout(_)
-            ) {
+            // Draining towards passivation: anything but our own bookkeeping goes back to the
+            // shard, which delivers it to the next activation.
+            if !internal {
                 let _ = s.shard.cast(ShardMsg::Deliver(s.id.clone(), msg));
             }
             return Ok(());
         }
-        if !matches!(
-            msg,
-            SessionMsg::IdleCheck | SessionMsg::ClientRequestTimeout(_)
-        ) {
+        if !internal {
             s.last_active = Instant::now();
         }
         match msg {
-            SessionMsg::Request(req, responder) => s.request(&myself, req, responder).await,
-            SessionMsg::Resume(req, responder) => {
+            SessionMsg::Request(inc) => s.request(&myself, *inc),
+            SessionMsg::Resume(responder) => {
                 s.attach(responder.sink());
-                let result = engine::initialize_result(&s.state, &s.env.registry, &s.env.info);
-                tracing::info!(session = %s.id, request = %req.id, "session resumed");
+                let result = s.env.server.initialize_result(&s.state);
+                tracing::info!(session = %s.id, request = %responder.id(), "session resumed");
                 responder.respond(Ok(result));
             }
-            SessionMsg::Notification(n) => match engine::handle_notification(&mut s.state, &n) {
+            SessionMsg::Notification(n) => match handle_notification(&mut s.state, &n) {
                 NotificationEffect::None => {}
                 NotificationEffect::Changed => s.commit(),
                 NotificationEffect::Cancel(id) => {
-                    if let Some(f) = s.in_flight.get(&id) {
+                    if let Some(r) = s.in_flight.get(&id) {
                         tracing::debug!(session = %s.id, request = %id, "request cancelled by the client");
-                        f.cancel.cancel();
+                        r.cancel.cancel();
                     }
                 }
             },
-            SessionMsg::ClientResponse(r) => match s.pending.remove(&r.id) {
+            SessionMsg::ClientResponse(r) => match s.client_requests.complete(&r.id) {
                 Some((tx, _timer)) => {
                     let _ = tx.send(r.outcome);
                 }
@@ -507,8 +554,32 @@ impl Actor for Session {
                 reply,
             } => s.client_request(&myself, method, params, via, reply),
             SessionMsg::AttachStandalone(sink) => s.standalone = Some(sink),
+            SessionMsg::Transport(make, reply) => {
+                let t = s.transport.get_or_insert_with(|| make(&s.state)).clone();
+                let _ = reply.send(Ok(t));
+            }
+            SessionMsg::Terminate(reply) => {
+                if let Some(t) = s.transport.take() {
+                    t.session_ended();
+                }
+                s.in_flight = InFlight::new(1);
+                myself.stop(Some("session terminated".into()));
+                let _ = reply.send(());
+            }
+            SessionMsg::Workers(reply) => {
+                let killers = s
+                    .in_flight
+                    .values()
+                    .filter_map(|r| r.worker.as_ref().and_then(WorkerRef::killer))
+                    .collect();
+                let _ = reply.send(killers);
+            }
+            SessionMsg::WorkerExited(key) => {
+                s.in_flight.end(&key);
+                s.last_active = Instant::now();
+            }
             SessionMsg::ClientRequestTimeout(id) => {
-                if let Some((tx, _)) = s.pending.remove(&id) {
+                if let Some((tx, _)) = s.client_requests.complete(&id) {
                     let _ = tx.send(Err(ErrorObject::new(
                         code::REQUEST_TIMEOUT,
                         format!("the client did not answer request {id} in time"),
@@ -516,8 +587,7 @@ impl Actor for Session {
                 }
             }
             SessionMsg::IdleCheck => {
-                let idle = s.last_active.elapsed() >= s.env.config.passivate_after;
-                if idle && s.in_flight.is_empty() && s.pending.is_empty() {
+                if s.idle() {
                     s.commit();
                     s.passivating = true;
                     tracing::debug!(session = %s.id, "passivating");
@@ -525,31 +595,8 @@ impl Actor for Session {
                 } else {
                     s.arm_idle_check(&myself);
                 }
-                return Ok(());
             }
             SessionMsg::Crash => panic!("session {} told to crash", s.id),
-        }
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _myself: ActorRef<SessionMsg>,
-        evt: SupervisionEvent,
-        s: &mut SessionActorState,
-    ) -> Result<(), ActorProcessingErr> {
-        // Workers are temporary children: forget them whatever the reason; their Responder
-        // already answered (or answers as it drops).
-        if let SupervisionEvent::ActorTerminated(cell, _, _)
-        | SupervisionEvent::ActorFailed(cell, _) = &evt
-        {
-            if let SupervisionEvent::ActorFailed(_, e) = &evt {
-                tracing::warn!(session = %s.id, error = %e, "worker crashed; its request was answered with an error");
-            }
-            if let Some(id) = s.workers.remove(&cell.get_id()) {
-                s.in_flight.remove(&id);
-            }
-            s.last_active = Instant::now();
         }
         Ok(())
     }

@@ -1,42 +1,41 @@
-//! Shard: owns a set of sessions. It routes messages to them, activates passivated ones from
-//! the store, restarts crashed ones from their last committed state, and forgets sessions past
-//! their TTL. It is the supervisor of its sessions (OTP: a `simple_one_for_one` whose restart
-//! reads the child's state from the store), with a restart intensity of its own.
+//! Shard: owns a set of sessions. It creates them (bounded by `engine.max_sessions`), delivers
+//! messages to them (activating passivated ones from the store), restarts crashed ones from
+//! their last committed state, ends them on request, and forgets sessions past their TTL. It is
+//! the supervisor of its sessions (OTP: a `simple_one_for_one` whose restart reads the child's
+//! state from the store), with a restart intensity of its own, and it publishes which sessions
+//! have a running actor ([`LiveSessions`]) so the [`Router`](crate::route::Router) reaches them
+//! directly.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use erlmcp_runtime::jsonrpc::{ErrorObject, code};
-use erlmcp_runtime::session::{SessionState, new_session_id};
+use erlmcp_runtime::session::SessionState;
 use erlmcp_supervisors::{Intensity, RestartIntensity};
 use ractor::{
     Actor, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
 };
 
 use crate::env::{NodeEnv, ShardDirectory};
-use crate::session::{Session, SessionArgs, SessionMsg};
+use crate::route::{LiveSessions, Router, unknown_session};
+use crate::session::{Session, SessionActorState, SessionArgs, SessionMsg, TransportState};
 
-/// A new session: its id and actor.
-pub type NewSession = Result<(Arc<str>, ActorRef<SessionMsg>), ErrorObject>;
+/// A new session: its id, and its actor when it was started.
+pub type NewSession = Result<(Arc<str>, Option<ActorRef<SessionMsg>>), ErrorObject>;
 
 /// Messages of a [`Shard`].
 pub enum ShardMsg {
-    /// Creates a new session and returns its id and actor.
-    Create(RpcReplyPort<NewSession>),
-    /// Delivers a message to a session (activating it if passivated) and returns its live actor
-    /// for direct sends, if it has a healthy one now.
-    Route(
-        Arc<str>,
-        SessionMsg,
-        RpcReplyPort<Option<ActorRef<SessionMsg>>>,
-    ),
-    /// Delivers a message to a session, without a reply.
+    /// Creates a session from this state (a new protocol session or state handle); with
+    /// `true`, also starts its actor.
+    Create(SessionState, bool, RpcReplyPort<NewSession>),
+    /// Delivers a message to a session (activating it if passivated).
     Deliver(Arc<str>, SessionMsg),
     /// Whether a session exists (live or passivated).
     Exists(Arc<str>, RpcReplyPort<bool>),
-    /// Ends a session for good (Streamable HTTP `DELETE`): stops its actor (its in-flight
-    /// requests are answered with an error) and forgets its state. Replies whether it existed.
+    /// Ends a session for good (Streamable HTTP `DELETE`, `session_close`): stops its actor
+    /// (its in-flight requests are answered with an error) and forgets its state. Replies
+    /// whether it existed.
     Terminate(Arc<str>, RpcReplyPort<bool>),
     /// The live actor of a session, if any (tests, chaos, admin).
     LiveSession(Arc<str>, RpcReplyPort<Option<ActorRef<SessionMsg>>>),
@@ -69,6 +68,10 @@ pub struct ShardArgs {
     pub env: Arc<NodeEnv>,
     /// Where the shard publishes its ref.
     pub directory: ShardDirectory,
+    /// Where the shard publishes its live sessions.
+    pub live: Arc<LiveSessions>,
+    /// The node's road to sessions (sessions hand it to their workers).
+    pub router: Router,
     /// Restart intensity for its sessions.
     pub intensity: Intensity,
 }
@@ -83,18 +86,15 @@ struct Live {
 pub struct ShardState {
     env: Arc<NodeEnv>,
     directory: ShardDirectory,
+    published: Arc<LiveSessions>,
+    router: Router,
     live: HashMap<Arc<str>, Live>,
     by_actor: HashMap<ActorId, Arc<str>>,
+    /// Transport state of passivated sessions that a client still uses (an open stream).
+    parked: HashMap<Arc<str>, Arc<dyn TransportState>>,
     intensity: RestartIntensity,
     restarts: u64,
     activations: u64,
-}
-
-fn unknown_session(id: &str) -> ErrorObject {
-    ErrorObject::new(
-        code::INVALID_PARAMS,
-        format!("Unknown session {id}: it expired or never existed; initialize a new one"),
-    )
 }
 
 impl ShardState {
@@ -105,14 +105,17 @@ impl ShardState {
     ) -> Result<ActorRef<SessionMsg>, ErrorObject> {
         let id: Arc<str> = Arc::from(state.id.as_str());
         let args = SessionArgs {
+            transport: self.parked.remove(&id),
             state,
             env: self.env.clone(),
             shard: myself.clone(),
+            router: self.router.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, Session, args, myself.get_cell())
             .await
             .map_err(|e| ErrorObject::internal(format!("could not start session {id}: {e}")))?;
         self.by_actor.insert(actor.get_id(), id.clone());
+        self.published.insert(id.clone(), actor.clone());
         self.live.insert(
             id,
             Live {
@@ -140,7 +143,7 @@ impl ShardState {
             }
             Some(Ok(s)) => s,
         };
-        self.env.store.touch(id);
+        self.env.store.touch(id, Instant::now());
         self.activations += 1;
         self.spawn(myself, state).await
     }
@@ -149,54 +152,56 @@ impl ShardState {
         actor.get_status() <= ActorStatus::Running
     }
 
-    /// Delivers `msg`; returns the live actor if it is healthy.
-    async fn deliver(
-        &mut self,
-        myself: &ActorRef<ShardMsg>,
-        id: Arc<str>,
-        msg: SessionMsg,
-    ) -> Option<ActorRef<SessionMsg>> {
+    /// Delivers `msg`, activating the session if it has no actor.
+    async fn deliver(&mut self, myself: &ActorRef<ShardMsg>, id: Arc<str>, msg: SessionMsg) {
         if let Some(live) = self.live.get_mut(&id) {
             if Self::healthy(&live.actor) {
                 match live.actor.send_message(msg) {
-                    Ok(()) => return Some(live.actor.clone()),
+                    Ok(()) => {}
                     Err(ractor::MessagingErr::SendErr(m)) => live.parked.push(m),
                     Err(_) => {}
                 }
             } else {
                 live.parked.push(msg);
             }
-            return None;
+            return;
         }
         match self.activate(myself, &id).await {
-            Ok(actor) => match actor.send_message(msg) {
-                Ok(()) => Some(actor),
-                Err(ractor::MessagingErr::SendErr(m)) => {
+            Ok(actor) => {
+                if let Err(ractor::MessagingErr::SendErr(m)) = actor.send_message(msg) {
                     m.reject(ErrorObject::internal("session stopped while starting"));
-                    None
                 }
-                Err(_) => None,
-            },
-            Err(e) => {
-                msg.reject(e);
-                None
             }
+            Err(e) => msg.reject(e),
+        }
+    }
+
+    /// A session ended for good: its parked transport state is told.
+    fn forget_parked(&mut self, id: &str) {
+        if let Some(t) = self.parked.remove(id) {
+            t.session_ended();
         }
     }
 
     /// A session actor ended: passivated (normal) or crashed (restart from the store).
+    /// `transport`: what a passivated session's clients still use.
     async fn session_ended(
         &mut self,
         myself: &ActorRef<ShardMsg>,
         actor: ActorId,
         crashed: Option<String>,
+        transport: Option<Arc<dyn TransportState>>,
     ) -> Result<(), ActorProcessingErr> {
         let Some(id) = self.by_actor.remove(&actor) else {
             return Ok(());
         };
+        if let Some(t) = transport {
+            self.parked.insert(id.clone(), t);
+        }
         let Some(live) = self.live.remove(&id) else {
             return Ok(());
         };
+        self.published.remove(&id);
         let parked = live.parked;
         if let Some(reason) = crashed {
             tracing::warn!(session = %id, reason, "session crashed; restarting it from its last committed state");
@@ -250,8 +255,11 @@ impl Actor for Shard {
         Ok(ShardState {
             env: args.env,
             directory: args.directory,
+            published: args.live,
+            router: args.router,
             live: HashMap::new(),
             by_actor: HashMap::new(),
+            parked: HashMap::new(),
             intensity: RestartIntensity::new(args.intensity),
             restarts: 0,
             activations: 0,
@@ -269,6 +277,7 @@ impl Actor for Shard {
         {
             s.directory.set(None);
         }
+        s.published.clear();
         // Sessions commit as they change, so stopping them loses nothing; stop them together.
         let actors: Vec<_> = s.live.values().map(|l| l.actor.clone()).collect();
         for a in &actors {
@@ -287,29 +296,43 @@ impl Actor for Shard {
         s: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ShardMsg::Create(reply) => {
-                let state = SessionState::new(new_session_id());
-                s.env.store.commit(&state);
+            ShardMsg::Create(state, activate, reply) => {
+                let max = s.env.config.max_sessions;
+                if s.env.store.len() >= max {
+                    tracing::warn!(max, "session limit reached; a new session was refused");
+                    let _ = reply.send(Err(ErrorObject::new(
+                        code::SERVER_BUSY,
+                        format!(
+                            "Server busy: this node holds {max} sessions (engine.max_sessions); close some or wait for idle ones to expire"
+                        ),
+                    )));
+                    return Ok(());
+                }
+                s.env.store.commit(&state, Instant::now());
                 let id: Arc<str> = Arc::from(state.id.as_str());
-                let r = s.spawn(&myself, state).await.map(|a| (id, a));
+                let r = if activate {
+                    s.spawn(&myself, state).await.map(|a| (id, Some(a)))
+                } else {
+                    Ok((id, None))
+                };
                 let _ = reply.send(r);
             }
-            ShardMsg::Route(id, m, reply) => {
-                let r = s.deliver(&myself, id, m).await;
-                let _ = reply.send(r);
-            }
-            ShardMsg::Deliver(id, m) => {
-                s.deliver(&myself, id, m).await;
-            }
+            ShardMsg::Deliver(id, m) => s.deliver(&myself, id, m).await,
             ShardMsg::Terminate(id, reply) => {
                 let live = s.live.remove(&id);
                 if let Some(live) = &live {
                     s.by_actor.remove(&live.actor.get_id());
-                    live.actor.stop(Some("session terminated".into()));
-                    if live.actor.wait(Some(TERMINATE_WAIT)).await.is_err() {
+                    s.published.remove(&id);
+                    let told = ractor::call_t!(
+                        live.actor,
+                        SessionMsg::Terminate,
+                        TERMINATE_WAIT.as_millis() as u64
+                    );
+                    if told.is_err() || live.actor.wait(Some(TERMINATE_WAIT)).await.is_err() {
                         live.actor.kill();
                     }
                 }
+                s.forget_parked(&id);
                 let existed = s.env.store.remove(&id) || live.is_some();
                 if let Some(live) = live {
                     for m in live.parked {
@@ -340,6 +363,9 @@ impl Actor for Shard {
                 if let Some(cutoff) = cutoff {
                     let live = &s.live;
                     let gone = s.env.store.sweep(cutoff, |id| live.contains_key(id));
+                    for id in &gone {
+                        s.forget_parked(id);
+                    }
                     if !gone.is_empty() {
                         tracing::info!(count = gone.len(), "expired sessions forgotten");
                     }
@@ -356,13 +382,22 @@ impl Actor for Shard {
         s: &mut ShardState,
     ) -> Result<(), ActorProcessingErr> {
         match evt {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+            SupervisionEvent::ActorTerminated(cell, state, reason) => {
                 // A kill is a crash too (chaos, or a stuck session).
                 let crashed = (reason.as_deref() == Some("killed")).then(|| "killed".to_string());
-                s.session_ended(&myself, cell.get_id(), crashed).await
+                // What the dead session held (its workers) goes before anything restarts; a
+                // passivated session's transport state in use is kept for its next life.
+                let transport = state.and_then(|mut b| {
+                    b.take::<SessionActorState>()
+                        .ok()
+                        .and_then(|mut st| st.take_transport())
+                });
+                let transport = if crashed.is_none() { transport } else { None };
+                s.session_ended(&myself, cell.get_id(), crashed, transport)
+                    .await
             }
             SupervisionEvent::ActorFailed(cell, e) => {
-                s.session_ended(&myself, cell.get_id(), Some(e.to_string()))
+                s.session_ended(&myself, cell.get_id(), Some(e.to_string()), None)
                     .await
             }
             _ => Ok(()),

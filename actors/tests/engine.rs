@@ -76,6 +76,8 @@ async fn initialize_list_and_call_every_core_tool() {
             "kv_get",
             "kv_list",
             "kv_delete",
+            "session_open",
+            "session_close",
             "sleep",
             "node_info"
         ]
@@ -165,8 +167,8 @@ async fn resources_prompts_and_completion() {
     let comp = c.result("completion/complete", json!({"ref": {"type": "ref/prompt", "name": "session_summary"}, "argument": {"name": "style", "value": "de"}})).await;
     assert_eq!(comp["completion"]["values"], json!(["detailed"]));
     assert_eq!(
-        c.result("resources/templates/list", json!({})).await["resourceTemplates"],
-        json!([])
+        c.result("resources/templates/list", json!({})).await["resourceTemplates"][0]["uriTemplate"],
+        "erlmcp://session/{id}/state"
     );
     node.shutdown().await;
 }
@@ -253,7 +255,11 @@ async fn sleep_reports_progress_and_cancellation_stops_it_without_a_response() {
         .filter(|v| v["method"] == "notifications/progress")
         .map(|v| v["params"]["progress"].as_f64().unwrap())
         .collect();
-    assert_eq!(progress.len(), 10, "{progress:?}");
+    assert_eq!(
+        progress.len(),
+        11,
+        "the start, then ten steps: {progress:?}"
+    );
     assert!(
         progress.windows(2).all(|w| w[0] < w[1]),
         "progress increases"
@@ -455,7 +461,7 @@ async fn killing_a_worker_costs_only_its_request() {
     let session = ractor::call!(shard, ShardMsg::LiveSession, sid.into())
         .unwrap()
         .expect("live");
-    let workers = session.get_children();
+    let workers = ractor::call!(session, SessionMsg::Workers).unwrap();
     assert_eq!(workers.len(), 1, "one worker: the sleep in flight");
     workers[0].kill();
     let r = c.response(id).await;
@@ -622,14 +628,9 @@ async fn unsolicited_notifications_prefer_the_standalone_stream() {
     c.initialize().await;
     let sid = session_id(&mut c).await;
     let (standalone, mut rx) = tokio::sync::mpsc::channel(8);
-    let shard = node.engine.shards.get().unwrap();
-    ractor::call!(
-        shard,
-        ShardMsg::Route,
-        sid.into(),
-        SessionMsg::AttachStandalone(standalone)
-    )
-    .unwrap();
+    node.engine
+        .router
+        .send(&sid.into(), SessionMsg::AttachStandalone(standalone));
     c.result(
         "resources/subscribe",
         json!({"uri": "erlmcp://session/state"}),
@@ -640,6 +641,7 @@ async fn unsolicited_notifications_prefer_the_standalone_stream() {
         .await
         .expect("the update in time")
         .expect("an update");
+    let line = line.text().expect("a message");
     assert!(line.contains("notifications/resources/updated"), "{line}");
     assert!(
         !c.backlog

@@ -16,8 +16,6 @@ use erlmcp_actors::connection::ConnectionMsg;
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
 use erlmcp_runtime::config::EngineConfig;
-use erlmcp_runtime::engine::ServerInfo;
-use erlmcp_runtime::store::SessionStore;
 use erlmcp_supervisors::Supervisor;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -348,11 +346,12 @@ async fn create_session(engine: &Engine) -> anyhow::Result<()> {
         .map_err(|_| anyhow!("connection actor gone before initialize"))?;
     let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
     loop {
-        let line = tokio::time::timeout_at(deadline, rx.recv())
+        let item = tokio::time::timeout_at(deadline, rx.recv())
             .await
             .map_err(|_| anyhow!("no initialize response within {STEP_TIMEOUT:?}"))?
             .ok_or_else(|| anyhow!("connection closed before the initialize response"))?;
-        let v: Value = serde_json::from_str(&line).context("invalid JSON from the engine")?;
+        let Some(line) = item.text() else { continue };
+        let v: Value = serde_json::from_str(line).context("invalid JSON from the engine")?;
         if v.get("id") == Some(&json!(1)) {
             if v.get("result").is_none() {
                 bail!("initialize failed: {v}");
@@ -462,14 +461,9 @@ pub async fn probe(args: &MemArgs, which: Probe, heap: fn() -> i64) -> anyhow::R
         connection_idle_timeout: args.connection_idle_timeout,
         ..EngineConfig::default()
     };
-    let store = SessionStore::new();
-    let engine = Engine::new(NodeEnv {
-        registry: Arc::new(erlmcp_packs::core_registry()),
-        info: ServerInfo::default(),
-        node: "bench@127.0.0.1".into(),
-        store: store.clone(),
-        config,
-    });
+    let env = NodeEnv::new(erlmcp_packs::core_registry(), "bench@127.0.0.1", config);
+    let store = env.store.clone();
+    let engine = Engine::new(env);
     // Not stopped at the end: stopping 100 000 sessions measures nothing; the process exits.
     let (_root, _) = Supervisor::start(engine.standalone_spec("BenchNode"))
         .await

@@ -11,8 +11,7 @@ use erlmcp_actors::env::NodeEnv;
 use erlmcp_bench::load::{self, LoadArgs};
 use erlmcp_net::framing::LineReader;
 use erlmcp_runtime::config::EngineConfig;
-use erlmcp_runtime::engine::ServerInfo;
-use erlmcp_runtime::store::SessionStore;
+use erlmcp_runtime::reply::Outbound;
 use erlmcp_supervisors::{Supervisor, SupervisorRef};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -22,13 +21,11 @@ use tokio_util::sync::CancellationToken;
 /// An engine served over TCP on 127.0.0.1 (one reader and one writer task per connection).
 async fn tcp_node() -> (String, SupervisorRef) {
     let config = EngineConfig::default();
-    let engine = Engine::new(NodeEnv {
-        registry: Arc::new(erlmcp_packs::core_registry()),
-        info: ServerInfo::default(),
-        node: "bench-test@127.0.0.1".into(),
-        store: SessionStore::new(),
+    let engine = Engine::new(NodeEnv::new(
+        erlmcp_packs::core_registry(),
+        "bench-test@127.0.0.1",
         config,
-    });
+    ));
     let (root, _) = Supervisor::start(engine.standalone_spec("BenchTestNode"))
         .await
         .expect("engine starts");
@@ -40,7 +37,7 @@ async fn tcp_node() -> (String, SupervisorRef) {
             let engine = engine.clone();
             tokio::spawn(async move {
                 let (read, mut write) = sock.into_split();
-                let (sink, mut outbound) = mpsc::channel::<String>(1024);
+                let (sink, mut outbound) = mpsc::channel::<Outbound>(1024);
                 let closed = CancellationToken::new();
                 let conn = engine
                     .open_connection(sink, closed.clone(), peer.to_string(), None)
@@ -55,11 +52,13 @@ async fn tcp_node() -> (String, SupervisorRef) {
                             _ = writer_closed.cancelled() => None,
                         };
                         let Some(m) = first else { break };
-                        buf.extend_from_slice(m.as_bytes());
-                        buf.push(b'\n');
-                        while let Ok(m) = outbound.try_recv() {
-                            buf.extend_from_slice(m.as_bytes());
-                            buf.push(b'\n');
+                        for m in std::iter::once(m)
+                            .chain(std::iter::from_fn(|| outbound.try_recv().ok()))
+                        {
+                            if let Some(text) = m.text() {
+                                buf.extend_from_slice(text.as_bytes());
+                                buf.push(b'\n');
+                            }
                         }
                         if write.write_all(&buf).await.is_err() {
                             break;

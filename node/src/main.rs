@@ -117,6 +117,8 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         _ = handle => anyhow::bail!("the node's root supervisor exited: a failure escalated to the top"),
     };
     tracing::info!(reason = why, "shutting down");
+    // Subscription streams (subscriptions/listen) end with their graceful response.
+    node.engine.env.server.registry.change_bus().shutdown();
     // Stop accepting and reading; in-flight requests get up to half the grace period to finish.
     let deadline = tokio::time::Instant::now() + grace;
     if !node.drain.drain(grace / 2).await {

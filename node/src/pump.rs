@@ -22,6 +22,7 @@ use std::time::Duration;
 use erlmcp_actors::connection::{ConnectionMsg, InFlightSlots};
 use erlmcp_actors::engine::{ConnectError, Engine};
 use erlmcp_net::framing::{FrameError, LineReader};
+use erlmcp_runtime::reply::Outbound;
 use ractor::{ActorCell, ActorRef};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -195,7 +196,7 @@ async fn read_loop<R>(
 }
 
 async fn write_loop<W>(
-    mut outbound: mpsc::Receiver<String>,
+    mut outbound: mpsc::Receiver<Outbound>,
     mut write: W,
     ended: Ended,
     actor: ActorRef<ConnectionMsg>,
@@ -242,13 +243,12 @@ async fn write_loop<W>(
     ended.closed.cancel();
 }
 
-fn push(batch: &mut Vec<u8>, msg: &str) {
-    // Line transports have no response streams to close.
-    if erlmcp_runtime::reply::is_close_stream(msg) {
-        return;
+fn push(batch: &mut Vec<u8>, item: &Outbound) {
+    // Line transports have no response streams to close or end.
+    if let Some(msg) = item.text() {
+        batch.extend_from_slice(msg.as_bytes());
+        batch.push(b'\n');
     }
-    batch.extend_from_slice(msg.as_bytes());
-    batch.push(b'\n');
 }
 
 async fn write_batch<W: AsyncWrite + Unpin>(w: &mut W, batch: &mut Vec<u8>) -> std::io::Result<()> {

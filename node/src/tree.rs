@@ -31,9 +31,7 @@ use erlmcp_actors::env::NodeEnv;
 use erlmcp_net::cluster::{TransportTuning, cluster_transport};
 use erlmcp_net::pki::NodeIdentity;
 use erlmcp_net::tls;
-use erlmcp_runtime::engine::ServerInfo;
 use erlmcp_runtime::registry::Registry;
-use erlmcp_runtime::store::SessionStore;
 use erlmcp_supervisors::{ChildSpec, Strategy, SupervisorRef, SupervisorSpec};
 use ractor::ActorStatus;
 use tokio_util::sync::CancellationToken;
@@ -161,13 +159,11 @@ impl Node {
             }
             _ => None,
         };
-        let engine = Engine::new(NodeEnv {
-            registry: Arc::new(registry(&cfg.fixtures)),
-            info: ServerInfo::default(),
-            node: Arc::from(cfg.name.as_str()),
-            store: SessionStore::new(),
-            config: cfg.engine.clone(),
-        });
+        let engine = Engine::new(NodeEnv::new(
+            registry(&cfg.fixtures),
+            &cfg.name,
+            cfg.engine.clone(),
+        ));
         let status = Arc::new(NodeStatus::new(&cfg.name, cluster, cfg.chaos_token.clone()));
         for (configured, l) in [
             (cfg.tcp.is_some(), Listener::Tcp),

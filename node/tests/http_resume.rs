@@ -31,6 +31,11 @@ fn a_client_that_drops_an_sse_stream_mid_request_resumes_it_and_misses_nothing()
     assert_eq!(r.content_type(), "text/event-stream");
     let priming = r.next_event().expect("priming");
     assert!(priming.data.is_empty(), "{priming:?}");
+    let started = r
+        .next_event()
+        .expect("the progress event of the start")
+        .json();
+    assert_eq!(started["params"]["progress"], 0.0, "{started}");
     let first = r.next_event().expect("the first progress event");
     let m = first.json();
     assert_eq!(m["method"], "notifications/progress", "{m}");

@@ -8,7 +8,7 @@ use common::http::{HttpMcp, assert_error};
 use serde_json::json;
 
 #[test]
-fn initialize_issues_a_session_and_tools_call_echo_answers_over_sse_and_lists_over_json() {
+fn initialize_issues_a_session_and_answers_json_unless_something_precedes_the_response() {
     let node = NodeProc::start(None, &[]);
     let mut c = HttpMcp::new(node.http());
     let init = c.initialize();
@@ -18,14 +18,24 @@ fn initialize_issues_a_session_and_tools_call_echo_answers_over_sse_and_lists_ov
     assert_eq!(session.len(), 22, "128 random bits, base64url: {session}");
     assert!(session.bytes().all(|b| (0x21..=0x7e).contains(&b)));
 
-    // tools/call: an SSE stream, priming event first, then the response.
-    let mut r = c.post(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"text": "hello"}}}));
+    // tools/call whose response comes first: one JSON body.
+    let (ct, m) = c.call(
+        1,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "hello"}}),
+    );
+    assert_eq!(ct, "application/json");
+    assert_eq!(m["id"], 1, "{m}");
+    assert_eq!(m["result"]["content"][0]["text"], "hello", "{m}");
+
+    // tools/call that reports progress first: an SSE stream, priming event first, then the
+    // progress and its log message, then the response.
+    let mut r = c.post(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": 1}, "_meta": {"progressToken": "p"}}}));
     assert_eq!(r.status, 200);
     assert_eq!(r.content_type(), "text/event-stream");
     assert_eq!(r.header("cache-control"), Some("no-cache"));
     let events = r.events();
-    assert_eq!(events.len(), 2, "{events:?}");
     let priming = &events[0];
     assert_eq!(priming.data, "", "{priming:?}");
     assert_eq!(priming.retry, Some(1000), "{priming:?}");
@@ -35,12 +45,27 @@ fn initialize_issues_a_session_and_tools_call_echo_answers_over_sse_and_lists_ov
         .and_then(|i| i.split_once(':'))
         .unwrap_or_else(|| panic!("priming id: {priming:?}"));
     assert_eq!(seq, "0");
-    let answer = &events[1];
-    assert_eq!(answer.event.as_deref(), Some("message"));
-    assert_eq!(answer.id.as_deref(), Some(format!("{stream}:1").as_str()));
+    // Then the notifications (progress, the log message) and last the response, numbered in
+    // order on the same stream.
+    for (i, ev) in events.iter().enumerate().skip(1) {
+        assert_eq!(ev.event.as_deref(), Some("message"), "{events:?}");
+        assert_eq!(
+            ev.id.as_deref(),
+            Some(format!("{stream}:{i}").as_str()),
+            "{events:?}"
+        );
+    }
+    let (answer, notes) = events[1..].split_last().expect("a response");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.json()["method"] == "notifications/progress")
+            && notes.iter().all(|n| n.json().get("method").is_some()),
+        "{events:?}"
+    );
     let m = answer.json();
-    assert_eq!(m["id"], 1, "{m}");
-    assert_eq!(m["result"]["content"][0]["text"], "hello", "{m}");
+    assert_eq!(m["id"], 5, "{m}");
+    assert_eq!(m["result"]["structuredContent"]["slept_ms"], 1, "{m}");
 
     // tools/list and ping: one JSON body each.
     let (ct, list) = c.call(2, "tools/list", json!({}));

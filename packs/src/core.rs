@@ -10,13 +10,16 @@ use erlmcp_runtime::context::Context;
 use erlmcp_runtime::jsonrpc::ErrorObject;
 use erlmcp_runtime::protocol::LogLevel;
 use erlmcp_runtime::registry::{
-    CallToolResult, CompletionRef, Prompt, Registry, Resource, Tool, ToolError, content,
+    CallToolResult, CompletionRef, Prompt, Registry, Resource, ResourceTemplate, Tool, ToolError,
+    content,
 };
+use erlmcp_runtime::server::no_session;
+use erlmcp_runtime::session::{SESSION_STATE_TEMPLATE, STATE_HANDLE_ARGUMENT};
+
+pub use erlmcp_runtime::session::SESSION_STATE_URI;
 
 /// URI of the node-info resource.
 pub const NODE_INFO_URI: &str = "erlmcp://node/info";
-/// URI of the session-state resource (subscribable: updated when the session's kv changes).
-pub const SESSION_STATE_URI: &str = "erlmcp://session/state";
 /// Upper bound of the `sleep` tool.
 pub const MAX_SLEEP_MS: u64 = 600_000;
 
@@ -24,11 +27,24 @@ fn obj(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
+/// The input schema of a tool that works on session state: its own properties plus the
+/// optional state handle.
+fn stateful(mut props: Value, required: &[&str]) -> Value {
+    props[STATE_HANDLE_ARGUMENT] = json!({
+        "type": "string",
+        "description": "A session handle from session_open: the state to use. Optional on a session (initialize binds one); required on revision 2026-07-28."
+    });
+    obj(props, required)
+}
+
 fn str_arg<'a>(args: &'a Value, k: &str) -> &'a str {
     args.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
 async fn session_state_json(ctx: &Context) -> Result<Value, ErrorObject> {
+    if !ctx.has_session() {
+        return Err(no_session());
+    }
     let kv: Map<String, Value> = ctx.kv_list().await?.into_iter().collect();
     Ok(json!({"session_id": &*ctx.session_id, "owner": &*ctx.owner, "kv": kv}))
 }
@@ -56,7 +72,7 @@ pub fn register(registry: &mut Registry) {
             .annotations(json!({"readOnlyHint": true, "idempotentHint": true})),
         )
         .tool(
-            Tool::new("kv_set", "Stores a value under a key in this session's state (survives restarts and failover).", obj(json!({"key": {"type": "string"}, "value": {}}), &["key", "value"]), |ctx, args| async move {
+            Tool::new("kv_set", "Stores a value under a key in the session's state (survives restarts and failover).", stateful(json!({"key": {"type": "string"}, "value": {}}), &["key", "value"]), |ctx, args| async move {
                 let key = str_arg(&args, "key").to_string();
                 ctx.kv_set(&key, args["value"].clone()).await?;
                 Ok(CallToolResult::structured(json!({"key": key, "ok": true})))
@@ -65,7 +81,7 @@ pub fn register(registry: &mut Registry) {
             .annotations(json!({"idempotentHint": true, "destructiveHint": false})),
         )
         .tool(
-            Tool::new("kv_get", "Reads a key from this session's state.", obj(json!({"key": {"type": "string"}}), &["key"]), |ctx, args| async move {
+            Tool::new("kv_get", "Reads a key from the session's state.", stateful(json!({"key": {"type": "string"}}), &["key"]), |ctx, args| async move {
                 let key = str_arg(&args, "key").to_string();
                 let value = ctx.kv_get(&key).await?;
                 Ok(CallToolResult::structured(json!({"key": key, "found": value.is_some(), "value": value.unwrap_or(Value::Null)})))
@@ -74,7 +90,7 @@ pub fn register(registry: &mut Registry) {
             .annotations(json!({"readOnlyHint": true})),
         )
         .tool(
-            Tool::new("kv_list", "Lists this session's keys and values.", obj(json!({}), &[]), |ctx, _| async move {
+            Tool::new("kv_list", "Lists the session's keys and values.", stateful(json!({}), &[]), |ctx, _| async move {
                 let entries: Map<String, Value> = ctx.kv_list().await?.into_iter().collect();
                 Ok(CallToolResult::structured(json!({"entries": entries})))
             })
@@ -82,7 +98,7 @@ pub fn register(registry: &mut Registry) {
             .annotations(json!({"readOnlyHint": true})),
         )
         .tool(
-            Tool::new("kv_delete", "Deletes a key from this session's state.", obj(json!({"key": {"type": "string"}}), &["key"]), |ctx, args| async move {
+            Tool::new("kv_delete", "Deletes a key from the session's state.", stateful(json!({"key": {"type": "string"}}), &["key"]), |ctx, args| async move {
                 let key = str_arg(&args, "key").to_string();
                 let deleted = ctx.kv_delete(&key).await?;
                 Ok(CallToolResult::structured(json!({"key": key, "deleted": deleted})))
@@ -91,14 +107,35 @@ pub fn register(registry: &mut Registry) {
             .annotations(json!({"destructiveHint": true, "idempotentHint": true})),
         )
         .tool(
+            Tool::new("session_open", "Opens a new session and returns its handle: pass it as the `session` argument of the kv_* tools and session_summary (or read erlmcp://session/{handle}/state) on any connection and revision. Unused sessions expire.", obj(json!({}), &[]), |ctx, _| async move {
+                let handle = ctx.open_session().await?;
+                Ok(CallToolResult::structured(json!({"session": handle, "state_uri": erlmcp_runtime::session::state_uri(&handle)})))
+            })
+            .output_schema(obj(json!({"session": {"type": "string"}, "state_uri": {"type": "string"}}), &["session", "state_uri"]))
+            .annotations(json!({"destructiveHint": false, "idempotentHint": false})),
+        )
+        .tool(
+            // Its argument is `handle`, not `session`: the request must not run inside the
+            // session it ends.
+            Tool::new("session_close", "Ends a session opened with session_open (its state is forgotten).", obj(json!({"handle": {"type": "string", "description": "The handle to close (from session_open)."}}), &["handle"]), |ctx, args| async move {
+                let handle = str_arg(&args, "handle").to_string();
+                let closed = ctx.close_session(&handle).await?;
+                Ok(CallToolResult::structured(json!({"handle": handle, "closed": closed})))
+            })
+            .output_schema(obj(json!({"handle": {"type": "string"}, "closed": {"type": "boolean"}}), &["handle", "closed"]))
+            .annotations(json!({"destructiveHint": true, "idempotentHint": true})),
+        )
+        .tool(
             Tool::new(
                 "sleep",
-                "Sleeps for `ms` milliseconds, reporting progress; stops early when cancelled.",
+                "Sleeps for `ms` milliseconds, reporting progress (0 at the start, then ten steps); stops early when cancelled.",
                 obj(json!({"ms": {"type": "integer", "minimum": 0, "maximum": MAX_SLEEP_MS}}), &["ms"]),
                 |ctx, args| async move {
                     let ms = args["ms"].as_u64().unwrap_or_default();
                     let steps: u64 = if ms >= 100 { 10 } else { 1 };
                     let step = Duration::from_millis(ms / steps);
+                    // Started: a client streaming progress hears at once that the sleep runs.
+                    ctx.progress(0.0, Some(ms as f64), Some("sleeping"));
                     for i in 1..=steps {
                         tokio::select! {
                             _ = tokio::time::sleep(step) => {}
@@ -114,7 +151,7 @@ pub fn register(registry: &mut Registry) {
             .annotations(json!({"readOnlyHint": true})),
         )
         .tool(
-            Tool::new("node_info", "Which node serves this session and which node owns it.", obj(json!({}), &[]), |ctx, _| async move {
+            Tool::new("node_info", "Which node serves this session and which node owns it.", stateful(json!({}), &[]), |ctx, _| async move {
                 Ok(CallToolResult::structured(json!({"node": &*ctx.node, "session_id": &*ctx.session_id, "owner": &*ctx.owner})))
             })
             .output_schema(obj(json!({"node": {"type": "string"}, "session_id": {"type": "string"}, "owner": {"type": "string"}}), &["node", "session_id", "owner"]))
@@ -132,7 +169,14 @@ pub fn register(registry: &mut Registry) {
                 let state = session_state_json(&ctx).await?;
                 Ok(vec![json!({"uri": uri, "mimeType": "application/json", "text": state.to_string()})])
             })
-            .description("This session's key-value state; subscribe to be told when it changes."),
+            .description("This session's key-value state (a session revision's own session); subscribe to be told when it changes."),
+        )
+        .template(
+            ResourceTemplate::new(SESSION_STATE_TEMPLATE, "session-state-by-handle", Some("application/json"), |ctx, uri, _| async move {
+                let state = session_state_json(&ctx).await?;
+                Ok(vec![json!({"uri": uri, "mimeType": "application/json", "text": state.to_string()})])
+            })
+            .description("The key-value state of the session a handle names (from session_open, or a session id)."),
         )
         .prompt(
             Prompt::new("session_summary", "Summarise this session's stored state.", |ctx, args: BTreeMap<String, String>| async move {
@@ -143,7 +187,8 @@ pub fn register(registry: &mut Registry) {
                     "messages": [{"role": "user", "content": {"type": "text", "text": format!("Give a {style} summary of this MCP session's state: {state}")}}]
                 }))
             })
-            .argument("style", "brief or detailed", false),
+            .argument("style", "brief or detailed", false)
+            .argument(STATE_HANDLE_ARGUMENT, "a session handle (from session_open); optional on a session", false),
         )
         .completion(CompletionRef::Prompt("session_summary".into()), |_, arg, prefix, _| async move {
             Ok(if arg == "style" { ["brief", "detailed"].iter().filter(|s| s.starts_with(&prefix)).map(|s| s.to_string()).collect() } else { Vec::new() })

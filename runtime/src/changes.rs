@@ -264,6 +264,11 @@ impl Listen {
         }
     }
 
+    /// Whether the stream has yielded its closing response (the last message).
+    pub fn is_closed(&self) -> bool {
+        self.ended && self.queue.is_empty()
+    }
+
     /// The stream as a `futures::Stream` of encoded messages.
     pub fn into_stream(self) -> impl futures::Stream<Item = String> + Send + 'static {
         futures::stream::unfold(self, |mut l| async move { l.next().await.map(|m| (m, l)) })

@@ -29,6 +29,26 @@ pub struct EngineConfig {
     /// Timeout of server → client requests (sampling, elicitation, roots).
     #[serde(with = "duration_ms", rename = "client_request_timeout_ms")]
     pub client_request_timeout: Duration,
+    /// Sessions (protocol sessions and state handles, live or passivated) the node keeps;
+    /// opening one more is refused with a clear error until some expire or are closed.
+    pub max_sessions: usize,
+    /// Bytes of keys and values one session's state may hold.
+    pub max_state_bytes: usize,
+    /// Keys one session's state may hold.
+    pub max_state_keys: usize,
+    /// Requests without a session (revision 2026-07-28 without a handle) running at once on
+    /// the node; more are answered "server busy".
+    pub max_stateless_in_flight: usize,
+}
+
+impl EngineConfig {
+    /// The per-session quotas.
+    pub fn state_limits(&self) -> crate::session::StateLimits {
+        crate::session::StateLimits {
+            max_state_bytes: self.max_state_bytes,
+            max_keys: self.max_state_keys,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -41,6 +61,10 @@ impl Default for EngineConfig {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             outbound_queue: 1024,
             client_request_timeout: crate::context::CLIENT_REQUEST_TIMEOUT,
+            max_sessions: 1_000_000,
+            max_state_bytes: 1024 * 1024,
+            max_state_keys: 10_000,
+            max_stateless_in_flight: 4096,
         }
     }
 }

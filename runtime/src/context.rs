@@ -55,6 +55,15 @@ pub trait SessionPeer: Send + Sync {
     ) -> BoxFuture<'static, Result<Value, ErrorObject>>;
 }
 
+/// What a handler may do with state handles besides using its own: open new ones and close
+/// them (the `session_open` / `session_close` tools). Implemented by the node's router.
+pub trait Handles: Send + Sync {
+    /// Opens a new session (a state handle) and returns its id.
+    fn open(&self) -> BoxFuture<'static, Result<String, ErrorObject>>;
+    /// Ends session `id`; resolves to whether it existed.
+    fn close(&self, id: String) -> BoxFuture<'static, Result<bool, ErrorObject>>;
+}
+
 /// A handler's view of its request, session and client.
 #[derive(Clone)]
 pub struct Context {
@@ -70,6 +79,7 @@ pub struct Context {
     peer: Arc<dyn SessionPeer>,
     client_capabilities: Option<Arc<Value>>,
     input: Option<Arc<InputRound>>,
+    handles: Option<Arc<dyn Handles>>,
 }
 
 /// Default timeout of server → client requests.
@@ -94,6 +104,39 @@ impl Context {
             peer,
             client_capabilities: None,
             input: None,
+            handles: None,
+        }
+    }
+
+    /// Lets the handler open and close state handles ([`Context::open_session`]).
+    pub fn with_handles(mut self, handles: Arc<dyn Handles>) -> Self {
+        self.handles = Some(handles);
+        self
+    }
+
+    /// Whether this request has a session (its own, or the handle it names).
+    pub fn has_session(&self) -> bool {
+        !self.session_id.is_empty()
+    }
+
+    /// Opens a new session (a state handle) and returns its id: pass it as the `session`
+    /// argument of later requests, on any connection and revision.
+    pub async fn open_session(&self) -> Result<String, ErrorObject> {
+        match &self.handles {
+            Some(h) => h.open().await,
+            None => Err(ErrorObject::internal(
+                "sessions cannot be opened from this request",
+            )),
+        }
+    }
+
+    /// Ends session `id` (its state is forgotten); returns whether it existed.
+    pub async fn close_session(&self, id: &str) -> Result<bool, ErrorObject> {
+        match &self.handles {
+            Some(h) => h.close(id.to_string()).await,
+            None => Err(ErrorObject::internal(
+                "sessions cannot be closed from this request",
+            )),
         }
     }
 
@@ -252,7 +295,7 @@ impl Context {
         method: &str,
         params: Value,
     ) -> Result<Value, ErrorObject> {
-        if let Some(cap) = crate::mrtr::required_capability(method)
+        if let Some(cap) = crate::session::required_capability(method)
             && !self.client_supports(cap)
         {
             return Err(missing_capability(cap, method));

@@ -22,6 +22,9 @@ pub mod code {
     pub const RESOURCE_NOT_FOUND: i64 = -32002;
     /// erlmcp: request timed out (server side deadline).
     pub const REQUEST_TIMEOUT: i64 = -32001;
+    /// erlmcp: a bound was reached (too many requests in flight, sessions, streams); retry
+    /// later. Over HTTP: 429 or 503.
+    pub const SERVER_BUSY: i64 = -32005;
 }
 
 /// A request id: a number or a string (JSON-RPC forbids null for requests).

@@ -2,17 +2,25 @@
 //!
 //! Plain types and functions that tests drive without actors (quinn-proto style):
 //! - [`jsonrpc`]: the JSON-RPC 2.0 envelope codec (params decoded lazily);
-//! - [`protocol`], [`engine`]: the MCP server protocol as functions over [`session::SessionState`];
+//! - [`protocol`]: revisions ([`protocol::Revision`], by date), method names, log levels;
+//! - [`request`]: the one method table, and every request's params read once into a typed
+//!   [`request::Call`];
+//! - [`server`]: the MCP server as functions: [`server::dispatch`] of a request on a session
+//!   or without one, under a session revision's rules or 2026-07-28's, the work it runs, and how
+//!   its answer is encoded;
+//! - [`session`]: a session's state (a state handle) and its rules: key-value quota, request
+//!   ids, server → client requests;
 //! - [`registry`], [`context`], [`schema`]: the SDK surface (tools, resources, templates,
 //!   prompts, completions) and what handlers see;
-//! - [`modern`], [`mrtr`], [`changes`]: revision 2026-07-28 (stateless requests, input-required
-//!   results, `subscriptions/listen` and the server-wide change bus);
+//! - [`v2026_07_28`], [`mrtr`], [`changes`]: what revision 2026-07-28 adds: per-request `_meta`
+//!   validation, input-required results, `subscriptions/listen` and the server-wide change bus;
+//! - [`http`]: Streamable HTTP rules (headers, SSE framing, the event log);
 //! - [`reply`]: the one reply abstraction (client queue, exactly-once [`reply::Responder`]);
 //! - [`store`]: a shard's committed session states, compact;
 //! - [`cluster`]: the member view and the gossip wire format.
 //!
-//! Still to come here: the hash ring and shard map. This crate must not spawn actors of the
-//! domain.
+//! Still to come here: the hash ring and shard map. This crate spawns no actors, opens no
+//! sockets and reads no clock: time is a parameter.
 
 #![warn(missing_docs)]
 
@@ -20,14 +28,15 @@ pub mod changes;
 pub mod cluster;
 pub mod config;
 pub mod context;
-pub mod engine;
 pub mod http;
 pub mod jsonrpc;
-pub mod modern;
 pub mod mrtr;
 pub mod protocol;
 pub mod registry;
 pub mod reply;
+pub mod request;
 pub mod schema;
+pub mod server;
 pub mod session;
 pub mod store;
+pub mod v2026_07_28;

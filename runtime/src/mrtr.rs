@@ -40,16 +40,6 @@ type HmacSha256 = Hmac<Sha256>;
 /// Default lifetime of a `requestState` (the user may take a while to answer an elicitation).
 pub const DEFAULT_STATE_TTL_MS: u64 = 15 * 60 * 1000;
 
-/// The client capability a server → client method needs (`None`: not an input request).
-pub fn required_capability(m: &str) -> Option<&'static str> {
-    match m {
-        method::SAMPLING_CREATE_MESSAGE => Some("sampling"),
-        method::ELICITATION_CREATE => Some("elicitation"),
-        method::ROOTS_LIST => Some("roots"),
-        _ => None,
-    }
-}
-
 /// Checks that a client response has the shape of a result of `m`; the error is -32602.
 pub fn check_response(key: &str, m: &str, response: &Value) -> Result<(), ErrorObject> {
     let ok = match m {
@@ -321,9 +311,13 @@ pub enum StateError {
     OtherRequest,
 }
 
+/// `data.reason` of a refused `requestState` (answered with HTTP 400).
+pub const STATE_REFUSED_REASON: &str = "request-state";
+
 impl From<StateError> for ErrorObject {
     fn from(e: StateError) -> Self {
         ErrorObject::invalid_params(format!("Invalid params: {e}"))
+            .with_data(json!({ "reason": STATE_REFUSED_REASON }))
     }
 }
 

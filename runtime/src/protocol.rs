@@ -1,6 +1,74 @@
 //! MCP protocol constants: revisions, methods, log levels.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
+
+/// A protocol revision, named by its date. Revisions up to 2025-11-25 open a protocol session
+/// with `initialize`; revision 2026-07-28 has none: every request carries its version and client
+/// capabilities in `_meta`, and state crosses requests as explicit handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Revision {
+    /// 2024-11-05.
+    V2024_11_05,
+    /// 2025-03-26.
+    V2025_03_26,
+    /// 2025-06-18.
+    V2025_06_18,
+    /// 2025-11-25 (the newest with `initialize` and sessions).
+    #[default]
+    V2025_11_25,
+    /// 2026-07-28 (per-request `_meta`, no protocol session).
+    V2026_07_28,
+}
+
+impl Revision {
+    /// Every revision, oldest first.
+    pub const ALL: [Revision; 5] = [
+        Revision::V2024_11_05,
+        Revision::V2025_03_26,
+        Revision::V2025_06_18,
+        Revision::V2025_11_25,
+        Revision::V2026_07_28,
+    ];
+
+    /// Its date, as the wire names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revision::V2024_11_05 => "2024-11-05",
+            Revision::V2025_03_26 => "2025-03-26",
+            Revision::V2025_06_18 => "2025-06-18",
+            Revision::V2025_11_25 => "2025-11-25",
+            Revision::V2026_07_28 => "2026-07-28",
+        }
+    }
+
+    /// The revision named `s`, if we speak it.
+    pub fn parse(s: &str) -> Option<Revision> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether this revision opens a protocol session with `initialize` (every revision before
+    /// 2026-07-28).
+    pub fn has_sessions(self) -> bool {
+        self < Revision::V2026_07_28
+    }
+
+    /// Whether SSE streams of this revision start with a priming event (2025-11-25 on; older
+    /// clients do not expect an event without JSON data).
+    pub fn primes_streams(self) -> bool {
+        self >= Revision::V2025_11_25
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The revision every request of a stateless client names in `_meta`.
+pub const STATELESS_PROTOCOL_VERSION: &str = "2026-07-28";
 
 /// The newest revision we speak, answered when a client asks for one we do not know.
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
@@ -18,6 +86,20 @@ pub fn negotiate_version(requested: &str) -> &'static str {
         .copied()
         .unwrap_or(LATEST_PROTOCOL_VERSION)
 }
+
+/// `_meta` key: the request's protocol version (revision 2026-07-28; required there).
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key: the client's capabilities for this request (revision 2026-07-28; required).
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// `_meta` key: the client's name and version (revision 2026-07-28; optional).
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// `_meta` key: minimum level of `notifications/message` for this request (revision 2026-07-28).
+pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+/// `_meta` key of results: the server's name and version (revision 2026-07-28).
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// Prefix of the per-request `_meta` keys of revision 2026-07-28: a request carrying any of
+/// them follows that revision's rules.
+pub const META_PER_REQUEST_PREFIX: &str = "io.modelcontextprotocol/";
 
 /// `_meta` key under which `initialize` returns the session id on transports without a session
 /// header (TCP, stdio, QUIC), and the key a client sends to resume a session.
@@ -94,6 +176,8 @@ pub mod method {
     pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
     pub const ELICITATION_CREATE: &str = "elicitation/create";
     pub const ROOTS_LIST: &str = "roots/list";
+    pub const SERVER_DISCOVER: &str = "server/discover";
+    pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 }
 
 #[cfg(test)]
@@ -107,6 +191,22 @@ mod tests {
         }
         assert_eq!(negotiate_version("2023-01-01"), LATEST_PROTOCOL_VERSION);
         assert_eq!(negotiate_version("2026-07-28"), LATEST_PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn revisions_parse_order_and_know_their_rules() {
+        for r in Revision::ALL {
+            assert_eq!(Revision::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Revision::parse("2099-01-01"), None);
+        assert!(Revision::V2025_11_25.has_sessions() && !Revision::V2026_07_28.has_sessions());
+        assert!(Revision::V2025_11_25.primes_streams() && !Revision::V2025_06_18.primes_streams());
+        for v in SUPPORTED_PROTOCOL_VERSIONS {
+            assert!(
+                Revision::parse(v).is_some_and(Revision::has_sessions),
+                "{v}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::changes::{Change, ChangeBus};
 use crate::context::Context;
 use crate::jsonrpc::ErrorObject;
+use crate::v2026_07_28::headers::{MirroredParam, mirrored_params};
 
 /// Builders for content blocks (`text`, `image`, `audio`, `resource`, `resource_link`).
 pub mod content {
@@ -126,6 +127,8 @@ pub struct Tool {
     pub output_schema: Option<Value>,
     /// Behaviour hints (`readOnlyHint`, `destructiveHint`, ...).
     pub annotations: Option<Value>,
+    /// Its parameters mirrored into `Mcp-Param-*` headers (revision 2026-07-28), found once.
+    mirrored: Vec<MirroredParam>,
     handler: ToolHandler,
 }
 
@@ -148,11 +151,17 @@ impl Tool {
             name: name.into(),
             description: description.into(),
             title: None,
+            mirrored: mirrored_params(&input_schema),
             input_schema,
             output_schema: None,
             annotations: None,
             handler: Arc::new(move |ctx, args| Box::pin(handler(ctx, args))),
         }
+    }
+
+    /// The parameters its input schema mirrors into `Mcp-Param-*` headers (`x-mcp-header`).
+    pub fn mirrored_params(&self) -> &[MirroredParam] {
+        &self.mirrored
     }
     /// Declares the output schema.
     pub fn output_schema(mut self, schema: Value) -> Self {

@@ -1,28 +1,54 @@
-//! One reply abstraction for every transport: a client's outbound queue, and a [`Responder`]
-//! that guarantees each request gets exactly one response.
+//! One reply abstraction for every transport: a client's outbound queue of typed items
+//! ([`Outbound`]), and a [`Responder`] that guarantees each request gets exactly one response,
+//! encoded as the request's revision asks ([`Shape`]).
 
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::jsonrpc::{self, ErrorObject, Id, code};
+use crate::jsonrpc::{ErrorObject, Id, code};
+use crate::server::Shape;
 
-/// A client's bounded outbound queue of encoded JSON-RPC messages (one per line/event).
-pub type ClientSink = mpsc::Sender<String>;
-
-/// A control item on a [`ClientSink`], not a message: "close the current response stream".
-/// Stream transports (Streamable HTTP) act on it; line transports skip it.
-pub const CLOSE_STREAM: &str = "";
-
-/// Whether an outbound item is the [`CLOSE_STREAM`] control item.
-pub fn is_close_stream(item: &str) -> bool {
-    item.is_empty()
+/// One item of a client's outbound queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// A notification or a server → client request, encoded (one line).
+    Message(String),
+    /// The response to a request, encoded, and the HTTP status to answer with when it is the
+    /// only message of an HTTP reply (so a transport never parses what it sends).
+    Response {
+        /// The encoded response.
+        body: String,
+        /// HTTP status (200, or 4xx for the errors revision 2026-07-28 ties to one).
+        status: u16,
+        /// Whether it is a result (not an error).
+        ok: bool,
+    },
+    /// "Close the current response stream now" (Streamable HTTP SSE polling, SEP-1699): the
+    /// client resumes it with `Last-Event-ID`. Line transports skip it.
+    CloseStream,
+    /// The request was cancelled: no response will come (a response stream ends). Line
+    /// transports skip it.
+    Cancelled,
 }
+
+impl Outbound {
+    /// The encoded message, if the item is one.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Outbound::Message(m) | Outbound::Response { body: m, .. } => Some(m),
+            Outbound::CloseStream | Outbound::Cancelled => None,
+        }
+    }
+}
+
+/// A client's bounded outbound queue.
+pub type ClientSink = mpsc::Sender<Outbound>;
 
 /// Puts a notification (or a server → client request) on the queue; drops it if the client is
 /// not reading (notifications are lossy under backpressure, responses never are).
 pub fn send_lossy(sink: &ClientSink, line: String) -> bool {
-    match sink.try_send(line) {
+    match sink.try_send(Outbound::Message(line)) {
         Ok(()) => true,
         Err(TrySendError::Full(_)) => {
             tracing::debug!("client outbound queue full: notification dropped");
@@ -36,14 +62,14 @@ pub fn send_lossy(sink: &ClientSink, line: String) -> bool {
 /// (the per-connection in-flight limit bounds how many such tasks can exist).
 /// The in-flight `permit` is released only once the line is queued, so a reader that waits for
 /// all permits (end of input) knows every answer is in the queue.
-fn send_reliable(sink: &ClientSink, line: String, permit: Option<OwnedSemaphorePermit>) {
-    match sink.try_send(line) {
+fn send_reliable(sink: &ClientSink, item: Outbound, permit: Option<OwnedSemaphorePermit>) {
+    match sink.try_send(item) {
         Ok(()) | Err(TrySendError::Closed(_)) => {}
-        Err(TrySendError::Full(line)) => {
+        Err(TrySendError::Full(item)) => {
             let sink = sink.clone();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    let _ = sink.send(line).await;
+                    let _ = sink.send(item).await;
                     drop(permit);
                 });
             }
@@ -59,6 +85,7 @@ pub struct Responder {
     id: Id,
     sink: ClientSink,
     permit: Option<OwnedSemaphorePermit>,
+    shape: Shape,
     done: bool,
 }
 
@@ -78,8 +105,15 @@ impl Responder {
             id,
             sink,
             permit,
+            shape: Shape::Session,
             done: false,
         }
+    }
+
+    /// Encodes the answer as `shape` says (revision 2026-07-28's decoration).
+    pub fn with_shape(mut self, shape: Shape) -> Self {
+        self.shape = shape;
+        self
     }
 
     /// The request id.
@@ -95,11 +129,16 @@ impl Responder {
     /// Sends the response.
     pub fn respond(mut self, result: Result<Value, ErrorObject>) {
         self.done = true;
-        let line = match &result {
-            Ok(v) => jsonrpc::encode_result(&self.id, v),
-            Err(e) => jsonrpc::encode_error(Some(&self.id), e),
-        };
-        send_reliable(&self.sink, line, self.permit.take());
+        let a = self.shape.encode(&self.id, result);
+        send_reliable(
+            &self.sink,
+            Outbound::Response {
+                body: a.body,
+                status: a.status,
+                ok: a.ok,
+            },
+            self.permit.take(),
+        );
     }
 
     /// Sends an error response.
@@ -107,9 +146,11 @@ impl Responder {
         self.respond(Err(e));
     }
 
-    /// Ends the request without a response (it was cancelled).
+    /// Ends the request without a response (it was cancelled, as MCP asks); a response
+    /// stream waiting for it ends.
     pub fn cancelled(mut self) {
         self.done = true;
+        let _ = self.sink.try_send(Outbound::Cancelled);
     }
 }
 
@@ -120,9 +161,14 @@ impl Drop for Responder {
                 code::INTERNAL_ERROR,
                 "Internal error: the request was aborted (the actor serving it stopped)",
             );
+            let a = self.shape.encode(&self.id, Err(e));
             send_reliable(
                 &self.sink,
-                jsonrpc::encode_error(Some(&self.id), &e),
+                Outbound::Response {
+                    body: a.body,
+                    status: a.status,
+                    ok: false,
+                },
                 self.permit.take(),
             );
         }
@@ -140,10 +186,15 @@ mod tests {
         Responder::new(Id::Num(1), tx.clone(), None).respond(Ok(json!({"x": 1})));
         assert_eq!(
             rx.recv().await.unwrap(),
-            r#"{"jsonrpc":"2.0","id":1,"result":{"x":1}}"#
+            Outbound::Response {
+                body: r#"{"jsonrpc":"2.0","id":1,"result":{"x":1}}"#.into(),
+                status: 200,
+                ok: true
+            }
         );
         drop(Responder::new(Id::Num(2), tx.clone(), None));
-        let line = rx.recv().await.unwrap();
+        let item = rx.recv().await.unwrap();
+        let line = item.text().unwrap();
         assert!(
             line.contains(r#""id":2"#) && line.contains("-32603"),
             "{line}"
@@ -152,9 +203,10 @@ mod tests {
         drop(tx);
         assert_eq!(
             rx.recv().await,
-            None,
-            "a cancelled request gets no response"
+            Some(Outbound::Cancelled),
+            "a cancelled request gets no response, only the end of its stream"
         );
+        assert_eq!(rx.recv().await, None);
     }
 
     #[tokio::test]
@@ -166,7 +218,14 @@ mod tests {
             "notifications are dropped when full"
         );
         Responder::new(Id::Num(1), tx.clone(), None).respond(Ok(json!(1)));
-        assert_eq!(rx.recv().await.unwrap(), "n1");
-        assert!(rx.recv().await.unwrap().contains(r#""id":1"#));
+        assert_eq!(rx.recv().await.unwrap(), Outbound::Message("n1".into()));
+        assert!(
+            rx.recv()
+                .await
+                .unwrap()
+                .text()
+                .unwrap()
+                .contains(r#""id":1"#)
+        );
     }
 }

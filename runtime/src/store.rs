@@ -28,8 +28,9 @@ impl SessionStore {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Commits a state; an older version than the stored one is ignored (returns false).
-    pub fn commit(&self, state: &SessionState) -> bool {
+    /// Commits a state at `now`; an older version than the stored one is ignored (returns
+    /// false).
+    pub fn commit(&self, state: &SessionState, now: Instant) -> bool {
         let mut m = self.lock();
         if let Some(s) = m.get(state.id.as_str())
             && s.version > state.version
@@ -42,7 +43,7 @@ impl SessionStore {
             Stored {
                 bytes,
                 version: state.version,
-                touched: Instant::now(),
+                touched: now,
             },
         );
         true
@@ -58,10 +59,10 @@ impl SessionStore {
         self.lock().contains_key(id)
     }
 
-    /// Marks a session as used now (for the TTL sweep).
-    pub fn touch(&self, id: &str) {
+    /// Marks a session as used at `now` (for the TTL sweep).
+    pub fn touch(&self, id: &str, now: Instant) {
         if let Some(s) = self.lock().get_mut(id) {
-            s.touched = Instant::now();
+            s.touched = now;
         }
     }
 
@@ -107,14 +108,15 @@ mod tests {
     #[test]
     fn commits_keep_the_highest_version() {
         let store = SessionStore::new();
+        let now = Instant::now();
         let mut s = SessionState::new("a".into());
         s.version = 2;
         s.kv.insert("k".into(), "1".into());
-        assert!(store.commit(&s));
+        assert!(store.commit(&s, now));
         let mut old = s.clone();
         old.version = 1;
         old.kv.clear();
-        assert!(!store.commit(&old), "stale version refused");
+        assert!(!store.commit(&old, now), "stale version refused");
         assert_eq!(store.load("a").unwrap().unwrap(), s);
         assert!(store.load("b").is_none());
     }
@@ -122,9 +124,10 @@ mod tests {
     #[test]
     fn sweep_removes_untouched_sessions_except_kept_ones() {
         let store = SessionStore::new();
-        store.commit(&SessionState::new("a".into()));
-        store.commit(&SessionState::new("b".into()));
-        let later = Instant::now() + std::time::Duration::from_secs(1);
+        let now = Instant::now();
+        store.commit(&SessionState::new("a".into()), now);
+        store.commit(&SessionState::new("b".into()), now);
+        let later = now + std::time::Duration::from_secs(1);
         let removed = store.sweep(later, |id| id == "b");
         assert_eq!(removed.iter().map(|s| &**s).collect::<Vec<_>>(), ["a"]);
         assert!(store.contains("b") && !store.contains("a"));

@@ -55,6 +55,10 @@ def texts(result: types.CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
+async def ignore_progress(progress: float, total: float | None, message: str | None) -> None:
+    """A progress callback that only makes a request report progress."""
+
+
 def only_text(contents: list[Any]) -> str:
     assert len(contents) == 1, contents
     assert isinstance(contents[0], types.TextResourceContents), contents
@@ -229,7 +233,9 @@ async def test_legacy_cancel_ends_the_request_stream(http_legacy: Conn) -> None:
 
         async def long_sleep() -> None:
             with scope:
-                outcome.append(await s.client.call_tool("sleep", {"ms": 60000}))
+                # With a progress callback the sleep streams (its first progress comes at once), so
+                # an HTTP client sees the request in hand from its response headers.
+                outcome.append(await s.client.call_tool("sleep", {"ms": 60000}, progress_callback=ignore_progress))
 
         with anyio.fail_after(WAIT_S):
             async with anyio.create_task_group() as tg:
@@ -315,12 +321,21 @@ async def test_auto_every_core_tool(http_auto: Conn) -> None:
         assert info["node"] == http_auto.node_name and info["owner"], info
 
         if s.stateless:
-            # No session: no session id, and every kv tool says why it cannot work.
+            # No session: no session id, and every kv tool says why it cannot work...
             assert not info.get("session_id"), info
             for name, args in KV_TOOLS.items():
                 r = await s.client.call_tool(name, args)
                 assert r.is_error, f"{name} must be an isError result without a session: {r}"
-                assert "needs a session" in texts(r), f"{name}: {texts(r)!r}"
+                assert "session_open" in texts(r), f"{name}: {texts(r)!r}"
+            # ... until the request names a handle.
+            handle = (await call(s, "session_open", {}))["session"]
+            st = {"session": handle}
+            assert await call(s, "kv_set", {"key": "k", "value": {"n": [1, None]}, **st}) == {"key": "k", "ok": True}
+            assert await call(s, "kv_get", {"key": "k", **st}) == {"key": "k", "found": True, "value": {"n": [1, None]}}
+            assert await call(s, "kv_list", st) == {"entries": {"k": {"n": [1, None]}}}
+            assert await call(s, "kv_delete", {"key": "k", **st}) == {"key": "k", "deleted": True}
+            assert (await call(s, "node_info", st))["session_id"] == handle
+            assert await call(s, "session_close", {"handle": handle}) == {"handle": handle, "closed": True}
         else:
             assert info["session_id"], info
             assert await call(s, "kv_set", {"key": "k", "value": {"n": [1, None]}}) == {"key": "k", "ok": True}
@@ -378,7 +393,9 @@ async def test_auto_cancel_running_sleep(http_auto: Conn) -> None:
 
         async def long_sleep() -> None:
             with scope:
-                outcome.append(await s.client.call_tool("sleep", {"ms": 60000}))
+                # With a progress callback the sleep streams (its first progress comes at once), so
+                # an HTTP client sees the request in hand from its response headers.
+                outcome.append(await s.client.call_tool("sleep", {"ms": 60000}, progress_callback=ignore_progress))
 
         with anyio.fail_after(WAIT_S):
             async with anyio.create_task_group() as tg:
@@ -396,7 +413,8 @@ async def test_auto_cancel_running_sleep(http_auto: Conn) -> None:
             # 2026-07-28: closing the request's stream is the cancellation; nothing is POSTed.
             await s.http.wait_for(lambda _: sleep.ended is not None, what="the client to abandon the sleep's POST")
             # Abandoned by the client (before or after the response headers), never answered.
-            assert sleep.ended != "eof" and sleep.messages() == [], sleep
+            assert sleep.ended != "eof", sleep
+            assert [m for m in sleep.messages() if "method" not in m] == [], f"a response to an abandoned request: {sleep}"
             assert s.http.posts("notifications/cancelled") == [], s.http.dump()
         else:
             cancelled = await s.http.wait_for(
@@ -418,17 +436,22 @@ async def test_auto_resources_and_prompt(http_auto: Conn) -> None:
         assert "session_summary" in prompts, sorted(prompts)
 
         if s.stateless:
-            # Session state needs a session: reading it is an error that says so.
+            # Session state needs a session: without a handle, reading it is -32602 saying so.
             with pytest.raises(MCPError) as e:
                 await s.client.read_resource(SESSION_STATE_URI)
-            assert "needs a session" in e.value.error.message, e.value.error
-            # The session summary either explains the same or summarises what there is.
-            try:
-                got = await s.client.get_prompt("session_summary")
-            except MCPError as e2:
-                assert "needs a session" in e2.error.message, e2.error
-            else:
-                assert got.messages, got
+            assert e.value.error.code == -32602 and "session_open" in e.value.error.message, e.value.error
+            with pytest.raises(MCPError) as e2:
+                await s.client.get_prompt("session_summary")
+            assert e2.value.error.code == -32602 and "session_open" in e2.value.error.message, e2.value.error
+            # With a handle, the state and the summary are there.
+            handle = (await call(s, "session_open", {}))["session"]
+            await call(s, "kv_set", {"key": "topic", "value": "erlang", "session": handle})
+            uri = f"erlmcp://session/{handle}/state"
+            state = json.loads(only_text((await s.client.read_resource(uri)).contents))
+            assert state["kv"] == {"topic": "erlang"} and state["session_id"] == handle, state
+            got = await s.client.get_prompt("session_summary", {"session": handle})
+            msg = got.messages[0]
+            assert isinstance(msg.content, types.TextContent) and "erlang" in msg.content.text, got
         else:
             await call(s, "kv_set", {"key": "topic", "value": "erlang"})
             state = json.loads(only_text((await s.client.read_resource(SESSION_STATE_URI)).contents))

@@ -1,10 +1,12 @@
 """The official Python MCP SDK (`mcp` 2.3.0) drives erlmcp's `core` pack.
 
 Every test runs five times (see conftest.py): stdio node / TCP node through `erlmcp connect`,
-each with `mode="legacy"` and the default `mode="auto"`, and the same node over Streamable HTTP
-with `mode="legacy"` (a 2025-11-25 session). HTTP in `mode="auto"`, which may negotiate the
-stateless revision 2026-07-28, and what only HTTP shows (which stream carries what, status codes)
-are in test_http_client.py.
+each with `mode="legacy"` (a 2025-11-25 session) and the default `mode="auto"` (which speaks
+revision 2026-07-28, stateless: erlmcp answers `server/discover` on every transport), and the same
+node over Streamable HTTP with `mode="legacy"`. On 2026-07-28 session state crosses requests as a
+handle: `session_open` returns one, the kv tools, `node_info` and `session_summary` take it as
+their `session` argument, and `erlmcp://session/{handle}/state` reads it. HTTP in `mode="auto"`
+and what only HTTP shows (which stream carries what, status codes) are in test_http_client.py.
 """
 
 from __future__ import annotations
@@ -23,9 +25,38 @@ from conftest import WAIT_S, Conn, Inbox, Session
 
 pytestmark = pytest.mark.anyio
 
-CORE_TOOLS = ["echo", "add", "kv_set", "kv_get", "kv_list", "kv_delete", "sleep", "node_info"]
+CORE_TOOLS = [
+    "echo",
+    "add",
+    "kv_set",
+    "kv_get",
+    "kv_list",
+    "kv_delete",
+    "session_open",
+    "session_close",
+    "sleep",
+    "node_info",
+]
 NODE_INFO_URI = "erlmcp://node/info"
 SESSION_STATE_URI = "erlmcp://session/state"
+MODERN = "2026-07-28"
+
+
+async def state_args(s: Session) -> dict[str, Any]:
+    """The arguments that name the state a request works on: none on a 2025-11-25 session
+    (initialize bound one), a handle from `session_open` on 2026-07-28."""
+    if not s.stateless:
+        return {}
+    opened = await call(s, "session_open", {})
+    handle = opened["session"]
+    assert isinstance(handle, str) and len(handle) >= 22, opened
+    assert opened["state_uri"] == f"erlmcp://session/{handle}/state", opened
+    return {"session": handle}
+
+
+def state_uri(st: dict[str, Any]) -> str:
+    """The state resource of `state_args`' state."""
+    return f"erlmcp://session/{st['session']}/state" if st else SESSION_STATE_URI
 
 
 async def call(s: Session, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +65,10 @@ async def call(s: Session, name: str, args: dict[str, Any]) -> dict[str, Any]:
     assert not result.is_error, f"{name}({args}) failed: {result}"
     assert result.structured_content is not None, f"{name}({args}) returned no structuredContent: {result}"
     return result.structured_content
+
+
+async def ignore_progress(progress: float, total: float | None, message: str | None) -> None:
+    """A progress callback that only makes a request report progress."""
 
 
 def only_text(contents: list[Any]) -> str:
@@ -50,38 +85,44 @@ async def test_initialize(conn: Conn) -> None:
         c = s.client
         assert c.server_info is not None and c.server_info.name == "erlmcp", c.server_info
         assert c.server_info.version, c.server_info
-        # The SDK asks for its newest handshake revision (2025-11-25), which erlmcp serves.
-        assert LATEST_HANDSHAKE_VERSION == "2025-11-25"
-        assert c.protocol_version == LATEST_HANDSHAKE_VERSION
-        assert c.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
-        init = c.session.initialize_result
-        assert init is not None and init.protocol_version == LATEST_HANDSHAKE_VERSION
-
         caps = c.server_capabilities
         assert caps.tools is not None, caps
         assert caps.resources is not None and caps.resources.subscribe is True, caps
         assert caps.prompts is not None, caps
         assert caps.logging is not None, caps
-
-        # The handshake as it went over the wire.
         out_methods = [m.method for m in s.wire.items if m.out]
+
         if conn.mode == "legacy":
+            # The SDK asks for its newest handshake revision (2025-11-25), which erlmcp serves.
+            assert LATEST_HANDSHAKE_VERSION == "2025-11-25"
+            assert c.protocol_version == LATEST_HANDSHAKE_VERSION
+            assert c.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS
+            init = c.session.initialize_result
+            assert init is not None and init.protocol_version == LATEST_HANDSHAKE_VERSION
             assert s.wire.requests("server/discover") == []
             assert out_methods[:2] == ["initialize", "notifications/initialized"], out_methods
+            (initialize,) = s.wire.requests("initialize")
+            reply = s.wire.response_to(initialize.id)
+            assert reply is not None and reply.msg["result"]["protocolVersion"] == LATEST_HANDSHAKE_VERSION, reply
+            # The session is usable.
+            assert isinstance(await c.send_ping(), types.EmptyResult)
         else:
-            # auto: `server/discover` first, answered at once with a JSON-RPC error, then initialize.
-            assert out_methods[:3] == ["server/discover", "initialize", "notifications/initialized"], out_methods
+            # auto: `server/discover` answered with a result, so the SDK speaks 2026-07-28 on every
+            # transport: no initialize, no protocol session; every request carries its `_meta`.
+            assert s.stateless and c.protocol_version == MODERN, c.protocol_version
+            assert out_methods[0] == "server/discover", out_methods
+            assert s.wire.requests("initialize") == [], s.wire.dump()
             (discover,) = s.wire.requests("server/discover")
             reply = s.wire.response_to(discover.id)
-            assert reply is not None and "error" in reply.msg, f"server/discover must get an error, got {reply}"
-            assert isinstance(reply.msg["error"].get("code"), int) and reply.msg["error"].get("message"), reply
+            assert reply is not None and MODERN in reply.msg["result"]["supportedVersions"], reply
+            assert reply.msg["result"]["resultType"] == "complete", reply
             assert reply.at - discover.at < 5, f"server/discover answered after {reply.at - discover.at:.1f}s"
-        (initialize,) = s.wire.requests("initialize")
-        reply = s.wire.response_to(initialize.id)
-        assert reply is not None and reply.msg["result"]["protocolVersion"] == LATEST_HANDSHAKE_VERSION, reply
-
-        # The session is usable.
-        assert isinstance(await c.send_ping(), types.EmptyResult)
+            r = await call(s, "echo", {"text": "modern"})
+            assert r == {"text": "modern"}, r
+            (echo,) = [m for m in s.wire.requests("tools/call") if m.msg["params"]["name"] == "echo"]
+            assert echo.msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == MODERN, echo
+            answer = s.wire.response_to(echo.id)
+            assert answer is not None and answer.msg["result"]["resultType"] == "complete", answer
 
 
 async def test_plain_client(conn: Conn) -> None:
@@ -135,27 +176,42 @@ async def test_call_every_core_tool(conn: Conn) -> None:
         assert await tool(s, "add", {"a": 1.5, "b": 2.25}) == {"sum": 3.75}
         assert await tool(s, "add", {"a": -1, "b": 0.5}) == {"sum": -0.5}
 
-        assert await tool(s, "kv_get", {"key": "color"}) == {"key": "color", "found": False, "value": None}
-        assert await tool(s, "kv_list", {}) == {"entries": {}}
+        st = await state_args(s)
+        called.add("session_open")
+        assert await tool(s, "kv_get", {"key": "color", **st}) == {"key": "color", "found": False, "value": None}
+        assert await tool(s, "kv_list", st) == {"entries": {}}
         value = {"n": [1, 2.5, {"x": None, "s": "ü"}], "t": True}
-        assert await tool(s, "kv_set", {"key": "color", "value": "blue"}) == {"key": "color", "ok": True}
-        assert await tool(s, "kv_set", {"key": "obj", "value": value}) == {"key": "obj", "ok": True}
-        assert await tool(s, "kv_get", {"key": "color"}) == {"key": "color", "found": True, "value": "blue"}
-        assert await tool(s, "kv_get", {"key": "obj"}) == {"key": "obj", "found": True, "value": value}
-        assert await tool(s, "kv_list", {}) == {"entries": {"color": "blue", "obj": value}}
-        assert await tool(s, "kv_set", {"key": "color", "value": "red"}) == {"key": "color", "ok": True}
-        assert await tool(s, "kv_get", {"key": "color"}) == {"key": "color", "found": True, "value": "red"}
-        assert await tool(s, "kv_delete", {"key": "color"}) == {"key": "color", "deleted": True}
-        assert await tool(s, "kv_delete", {"key": "color"}) == {"key": "color", "deleted": False}
-        assert await tool(s, "kv_list", {}) == {"entries": {"obj": value}}
+        assert await tool(s, "kv_set", {"key": "color", "value": "blue", **st}) == {"key": "color", "ok": True}
+        assert await tool(s, "kv_set", {"key": "obj", "value": value, **st}) == {"key": "obj", "ok": True}
+        assert await tool(s, "kv_get", {"key": "color", **st}) == {"key": "color", "found": True, "value": "blue"}
+        assert await tool(s, "kv_get", {"key": "obj", **st}) == {"key": "obj", "found": True, "value": value}
+        assert await tool(s, "kv_list", st) == {"entries": {"color": "blue", "obj": value}}
+        assert await tool(s, "kv_set", {"key": "color", "value": "red", **st}) == {"key": "color", "ok": True}
+        assert await tool(s, "kv_get", {"key": "color", **st}) == {"key": "color", "found": True, "value": "red"}
+        assert await tool(s, "kv_delete", {"key": "color", **st}) == {"key": "color", "deleted": True}
+        assert await tool(s, "kv_delete", {"key": "color", **st}) == {"key": "color", "deleted": False}
+        assert await tool(s, "kv_list", st) == {"entries": {"obj": value}}
 
         assert await tool(s, "sleep", {"ms": 10}) == {"slept_ms": 10}
         assert await tool(s, "sleep", {"ms": 0}) == {"slept_ms": 0}
 
-        info = await tool(s, "node_info", {})
+        info = await tool(s, "node_info", st)
         assert info["node"] == conn.node_name, info
         assert isinstance(info["session_id"], str) and info["session_id"], info
+        assert info["session_id"] == st.get("session", info["session_id"]), (info, st)
         assert isinstance(info["owner"], str) and info["owner"], info
+
+        # A handle opened on any revision can be closed; its state is gone afterwards.
+        spare = await tool(s, "session_open", {})
+        assert await tool(s, "kv_set", {"key": "k", "value": 1, "session": spare["session"]}) == {"key": "k", "ok": True}
+        assert await tool(s, "session_close", {"handle": spare["session"]}) == {"handle": spare["session"], "closed": True}
+        assert await tool(s, "session_close", {"handle": spare["session"]}) == {"handle": spare["session"], "closed": False}
+        try:
+            gone = await s.client.call_tool("kv_get", {"key": "k", "session": spare["session"]})
+        except MCPError as e:
+            assert "Unknown session" in e.error.message, e.error
+        else:
+            raise AssertionError(f"a closed handle must be an error, got {gone}")
 
     assert called == set(CORE_TOOLS)
 
@@ -174,13 +230,18 @@ async def test_unknown_tool_is_an_error(conn: Conn) -> None:
 
 async def test_kv_state_is_per_session(conn: Conn) -> None:
     async with conn.session() as a, conn.session() as b:
-        ia, ib = await call(a, "node_info", {}), await call(b, "node_info", {})
+        sa, sb = await state_args(a), await state_args(b)
+        ia, ib = await call(a, "node_info", sa), await call(b, "node_info", sb)
         assert ia["session_id"] != ib["session_id"], (ia, ib)
-        await call(a, "kv_set", {"key": "who", "value": "a"})
-        assert await call(b, "kv_get", {"key": "who"}) == {"key": "who", "found": False, "value": None}
-        await call(b, "kv_set", {"key": "who", "value": "b"})
-        assert await call(a, "kv_get", {"key": "who"}) == {"key": "who", "found": True, "value": "a"}
-        assert await call(b, "kv_list", {}) == {"entries": {"who": "b"}}
+        await call(a, "kv_set", {"key": "who", "value": "a", **sa})
+        assert await call(b, "kv_get", {"key": "who", **sb}) == {"key": "who", "found": False, "value": None}
+        await call(b, "kv_set", {"key": "who", "value": "b", **sb})
+        assert await call(a, "kv_get", {"key": "who", **sa}) == {"key": "who", "found": True, "value": "a"}
+        assert await call(b, "kv_list", sb) == {"entries": {"who": "b"}}
+        if sa and conn.transport != "stdio":
+            # A handle is not tied to its connection: another client of the node uses it too
+            # (each stdio client launches a node of its own).
+            assert await call(b, "kv_get", {"key": "who", **sa}) == {"key": "who", "found": True, "value": "a"}
 
 
 async def test_resources_list_and_read(conn: Conn) -> None:
@@ -197,19 +258,26 @@ async def test_resources_list_and_read(conn: Conn) -> None:
         node_info = json.loads(only_text(read.contents))
         assert node_info["node"] == conn.node_name, node_info
 
-        info = await call(s, "node_info", {})
-        state = json.loads(only_text((await s.client.read_resource(SESSION_STATE_URI)).contents))
+        st = await state_args(s)
+        uri = state_uri(st)
+        info = await call(s, "node_info", st)
+        state = json.loads(only_text((await s.client.read_resource(uri)).contents))
         assert state["session_id"] == info["session_id"] and state["kv"] == {}, state
 
-        await call(s, "kv_set", {"key": "k", "value": [1, "two"]})
-        read = await s.client.read_resource(SESSION_STATE_URI)
-        assert str(read.contents[0].uri) == SESSION_STATE_URI
+        await call(s, "kv_set", {"key": "k", "value": [1, "two"], **st})
+        read = await s.client.read_resource(uri)
+        assert str(read.contents[0].uri) == uri
         state = json.loads(only_text(read.contents))
         assert state["kv"] == {"k": [1, "two"]}, state
         assert state["owner"] == info["owner"], (state, info)
 
         with pytest.raises(MCPError):
             await s.client.read_resource("erlmcp://no/such/resource")
+        if st:
+            # Without a handle, the session's own state does not exist on 2026-07-28: -32602.
+            with pytest.raises(MCPError) as e:
+                await s.client.read_resource(SESSION_STATE_URI)
+            assert e.value.error.code == -32602 and "session_open" in e.value.error.message, e.value.error
 
 
 async def test_subscribe_and_receive_resource_updated(conn: Conn) -> None:
@@ -217,6 +285,20 @@ async def test_subscribe_and_receive_resource_updated(conn: Conn) -> None:
         return lambda m: isinstance(m, types.ResourceUpdatedNotification) and str(m.params.uri) == uri
 
     async with conn.session() as s:
+        if s.stateless:
+            # 2026-07-28: subscriptions/listen on the handle's state resource.
+            st = await state_args(s)
+            uri = state_uri(st)
+            with anyio.fail_after(WAIT_S):
+                async with s.client.listen(resource_subscriptions=[uri]) as sub:
+                    assert sub.honored is not None and sub.honored.resource_subscriptions == [uri], sub.honored
+                    await call(s, "kv_set", {"key": "watched", "value": 1, **st})
+                    async for event in sub:
+                        assert str(event.uri) == uri, event
+                        break
+            state = json.loads(only_text((await s.client.read_resource(uri)).contents))
+            assert state["kv"] == {"watched": 1}, state
+            return
         assert isinstance(await s.client.subscribe_resource(SESSION_STATE_URI), types.EmptyResult)
 
         await call(s, "kv_set", {"key": "watched", "value": 1})
@@ -245,14 +327,15 @@ async def test_prompt_session_summary(conn: Conn) -> None:
         args = {a.name: a for a in prompts["session_summary"].arguments or []}
         assert "style" in args and not args["style"].required, args
 
-        await call(s, "kv_set", {"key": "topic", "value": "erlang"})
-        got = await s.client.get_prompt("session_summary")
+        st = await state_args(s)
+        await call(s, "kv_set", {"key": "topic", "value": "erlang", **st})
+        got = await s.client.get_prompt("session_summary", st)
         assert got.messages, got
         msg = got.messages[0]
         assert msg.role == "user" and isinstance(msg.content, types.TextContent), msg
         assert "erlang" in msg.content.text and "topic" in msg.content.text, msg.content.text
 
-        detailed = await s.client.get_prompt("session_summary", {"style": "detailed"})
+        detailed = await s.client.get_prompt("session_summary", {"style": "detailed", **st})
         assert isinstance(detailed.messages[0].content, types.TextContent)
         assert "detailed" in detailed.messages[0].content.text, detailed
 
@@ -265,6 +348,21 @@ async def test_logging_set_level_filters_messages(conn: Conn) -> None:
     def slept(ms: int) -> Any:
         return lambda p: p.data == f"slept {ms} ms"
 
+    if conn.mode == "auto":
+        # 2026-07-28 has no logging/setLevel: a request opts in to log messages in its `_meta`
+        # (the SDK's `log_level=`), and gets none otherwise.
+        async with conn.session(log_level="info") as s:
+            await call(s, "sleep", {"ms": 11})
+            log = await s.logs.wait_for(slept(11), what='log message "slept 11 ms" at level info')
+            assert log.level == "info", log
+        async with conn.session() as s:
+            await call(s, "sleep", {"ms": 22})
+            assert await call(s, "echo", {"text": "sync"}) == {"text": "sync"}
+            assert s.logs.matching(slept(22)) == [], "a log message arrived on a request that asked for none"
+            with pytest.raises(MCPError) as e:
+                await s.client.set_logging_level("info")
+            assert e.value.error.code == -32601, e.value.error
+        return
     async with conn.session() as s:
         assert isinstance(await s.client.set_logging_level("info"), types.EmptyResult)
         await call(s, "sleep", {"ms": 11})
@@ -314,13 +412,16 @@ async def test_progress_from_sleep(conn: Conn) -> None:
 
 async def test_cancel_running_sleep(conn: Conn) -> None:
     async with conn.session() as s:
-        await call(s, "kv_set", {"key": "before", "value": "cancel"})
+        st = await state_args(s)
+        await call(s, "kv_set", {"key": "before", "value": "cancel", **st})
         outcome: list[Any] = []
         scope = anyio.CancelScope()
 
         async def long_sleep() -> None:
             with scope:
-                outcome.append(await s.client.call_tool("sleep", {"ms": 60000}))
+                # With a progress callback the sleep streams (its first progress comes at once), so
+                # an HTTP client sees the request in hand from its response headers.
+                outcome.append(await s.client.call_tool("sleep", {"ms": 60000}, progress_callback=ignore_progress))
 
         with anyio.fail_after(WAIT_S):
             async with anyio.create_task_group() as tg:
@@ -343,9 +444,9 @@ async def test_cancel_running_sleep(conn: Conn) -> None:
 
         # The session still answers, with its state intact.
         assert await call(s, "echo", {"text": "after"}) == {"text": "after"}
-        assert await call(s, "kv_get", {"key": "before"}) == {"key": "before", "found": True, "value": "cancel"}
+        assert await call(s, "kv_get", {"key": "before", **st}) == {"key": "before", "found": True, "value": "cancel"}
         assert await call(s, "sleep", {"ms": 50}) == {"slept_ms": 50}
-        assert await call(s, "kv_list", {}) == {"entries": {"before": "cancel"}}
+        assert await call(s, "kv_list", st) == {"entries": {"before": "cancel"}}
         # ... and sent no response for the cancelled request.
         late = s.wire.response_to(request.id)
         assert late is None, f"a response was sent for the cancelled request: {late}"

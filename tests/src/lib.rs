@@ -1,23 +1,259 @@
 //! Support for the cross-crate tests in `tests/`: requests built the way the official
-//! conformance suite builds them, driven through the protocol core without actors.
+//! conformance suite builds them, served by a real engine in process (the shard, sessions and
+//! supervised workers of `erlmcp-actors`, no sockets), through the same road an HTTP POST takes:
+//! [`Envelope::read`] with the request's MCP headers, then [`Router::answer`].
 
-/// Revision 2026-07-28 (stateless) requests against a [`ModernEndpoint`].
+/// Revision 2026-07-28 (per-request) POSTs against an in-process engine.
 pub mod stateless {
+    use std::pin::Pin;
     use std::sync::Arc;
 
-    use erlmcp_runtime::engine::ServerInfo;
-    use erlmcp_runtime::modern::validate::{
+    use erlmcp_actors::engine::Engine;
+    use erlmcp_actors::env::NodeEnv;
+    use erlmcp_actors::route::{Answering, Router, Target};
+    use erlmcp_runtime::changes::SUBSCRIPTIONS_ACKNOWLEDGED;
+    use erlmcp_runtime::config::EngineConfig;
+    use erlmcp_runtime::http::{self as h, follows_per_request_rules};
+    use erlmcp_runtime::jsonrpc::{self, ErrorObject, Message, code};
+    use erlmcp_runtime::protocol::{
         META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION,
     };
-    use erlmcp_runtime::modern::{ModernEndpoint, Reply, RequestHeaders};
     use erlmcp_runtime::registry::Registry;
-    use futures::StreamExt;
+    use erlmcp_runtime::reply::Outbound;
+    use erlmcp_runtime::request::Params;
+    use erlmcp_runtime::server::{Envelope, Server, ServerInfo, ServerOptions};
+    use erlmcp_runtime::store::SessionStore;
+    use erlmcp_runtime::v2026_07_28::RequestHeaders;
+    use erlmcp_supervisors::{Supervisor, SupervisorRef};
+    use futures::{Stream, StreamExt};
     use serde_json::{Value, json};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::DropGuard;
 
+    /// The revision these requests speak.
     pub const V: &str = "2026-07-28";
 
+    /// Every client capability.
     pub fn caps_all() -> Value {
         json!({"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}})
+    }
+
+    /// An engine serving a registry, in process.
+    pub struct Endpoint {
+        engine: Engine,
+        root: SupervisorRef,
+    }
+
+    impl Drop for Endpoint {
+        fn drop(&mut self) {
+            self.root.cell().stop(None);
+        }
+    }
+
+    /// What one POST gets back.
+    pub enum Reply {
+        /// One JSON body (`None`: no body, 202).
+        Json {
+            /// HTTP status.
+            status: u16,
+            /// The body.
+            body: Option<String>,
+        },
+        /// An SSE answer: its messages, the response last. Dropping it abandons the request.
+        Sse(Messages),
+        /// A `subscriptions/listen` stream (the acknowledgement first).
+        Listen(Messages),
+    }
+
+    impl std::fmt::Debug for Reply {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Reply::Json { status, body } => f
+                    .debug_struct("Json")
+                    .field("status", status)
+                    .field("body", body)
+                    .finish(),
+                Reply::Sse(_) => f.write_str("Sse(..)"),
+                Reply::Listen(_) => f.write_str("Listen(..)"),
+            }
+        }
+    }
+
+    /// The messages of an SSE answer, in order; the stream ends after the response.
+    pub struct Messages {
+        first: Option<Outbound>,
+        rest: mpsc::Receiver<Outbound>,
+        _abandon: Option<DropGuard>,
+        done: bool,
+    }
+
+    impl Messages {
+        /// The messages as a stream (they are one already).
+        pub fn into_stream(self) -> Self {
+            self
+        }
+    }
+
+    impl Stream for Messages {
+        type Item = String;
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<String>> {
+            use std::task::Poll;
+            let this = &mut *self;
+            loop {
+                if this.done {
+                    return Poll::Ready(None);
+                }
+                let item = match this.first.take() {
+                    Some(i) => Some(i),
+                    None => match this.rest.poll_recv(cx) {
+                        Poll::Ready(i) => i,
+                        Poll::Pending => return Poll::Pending,
+                    },
+                };
+                match item {
+                    Some(Outbound::Message(m)) => return Poll::Ready(Some(m)),
+                    Some(Outbound::Response { body, .. }) => {
+                        this.done = true;
+                        return Poll::Ready(Some(body));
+                    }
+                    Some(Outbound::CloseStream) => continue,
+                    Some(Outbound::Cancelled) | None => {
+                        this.done = true;
+                        return Poll::Ready(None);
+                    }
+                }
+            }
+        }
+    }
+
+    impl Endpoint {
+        /// The engine's road to sessions.
+        pub fn router(&self) -> &Router {
+            &self.engine.router
+        }
+
+        /// What it serves.
+        pub fn registry(&self) -> &Arc<Registry> {
+            &self.engine.router.server().registry
+        }
+
+        /// Answers one POST as the node's HTTP listener does on revision 2026-07-28.
+        pub async fn handle(&self, headers: &RequestHeaders, body: &[u8]) -> Reply {
+            let json = |status: u16, e: ErrorObject, id: Option<jsonrpc::Id>| Reply::Json {
+                status,
+                body: Some(jsonrpc::encode_error(id.as_ref(), &e)),
+            };
+            let Ok(text) = std::str::from_utf8(body) else {
+                let e = ErrorObject::new(code::PARSE_ERROR, "Parse error: the body is not UTF-8");
+                return json(400, e, None);
+            };
+            let version = headers.protocol_version().and_then(Result::ok);
+            let req = match jsonrpc::decode(text) {
+                Ok(Message::Request(r)) => r,
+                Ok(Message::Notification(n)) => {
+                    let per_request = Params::read(n.params.as_deref())
+                        .as_ref()
+                        .is_ok_and(Params::is_per_request);
+                    assert!(follows_per_request_rules(version, per_request));
+                    return Reply::Json {
+                        status: 202,
+                        body: None,
+                    };
+                }
+                Ok(Message::Response(r)) => {
+                    let e = ErrorObject::new(
+                        code::INVALID_REQUEST,
+                        "Invalid Request: clients do not send responses on revision 2026-07-28",
+                    );
+                    return json(400, e, Some(r.id));
+                }
+                Err(e) => {
+                    let e = h::undecodable(e);
+                    return json(e.status, e.error, e.id);
+                }
+            };
+            let registry = &self.router().server().registry;
+            let env = match Envelope::read(req, Some((headers, version)), registry) {
+                Ok(env) => env,
+                Err(r) => {
+                    return Reply::Json {
+                        status: r.status,
+                        body: Some(r.body()),
+                    };
+                }
+            };
+            assert!(env.rules.is_per_request(), "a 2026-07-28 request");
+            let target = match Target::of(&env, None) {
+                Ok(t) => t,
+                Err(e) => {
+                    let a = self.router().server().shape(&env).encode(&env.id, Err(e));
+                    return Reply::Json {
+                        status: a.status,
+                        body: Some(a.body),
+                    };
+                }
+            };
+            match self.router().answer(target, env, 1024, true).await {
+                Answering::Response { body, status, .. } => Reply::Json {
+                    status,
+                    body: Some(body),
+                },
+                Answering::NoResponse => Reply::Json {
+                    status: 204,
+                    body: None,
+                },
+                Answering::Stream {
+                    first,
+                    rest,
+                    abandon,
+                } => {
+                    let listen = first
+                        .text()
+                        .is_some_and(|m| m.contains(SUBSCRIPTIONS_ACKNOWLEDGED));
+                    let m = Messages {
+                        first: Some(first),
+                        rest,
+                        _abandon: abandon,
+                        done: false,
+                    };
+                    if listen {
+                        Reply::Listen(m)
+                    } else {
+                        Reply::Sse(m)
+                    }
+                }
+            }
+        }
+    }
+
+    /// An engine serving `registry` as `erlmcp-test` 9.9.9.
+    pub async fn endpoint_for(registry: Registry) -> Endpoint {
+        endpoint_with(registry, ServerOptions::default()).await
+    }
+
+    /// An engine serving `registry` with `options`.
+    pub async fn endpoint_with(registry: Registry, options: ServerOptions) -> Endpoint {
+        let env = NodeEnv {
+            server: Arc::new(Server::new(
+                Arc::new(registry),
+                ServerInfo {
+                    name: "erlmcp-test".into(),
+                    version: "9.9.9".into(),
+                },
+                Arc::from("test@127.0.0.1"),
+                options,
+            )),
+            store: SessionStore::new(),
+            config: EngineConfig::default(),
+        };
+        let engine = Engine::new(env);
+        let (root, _) = Supervisor::start(engine.standalone_spec("TestNode"))
+            .await
+            .expect("the engine starts");
+        Endpoint { engine, root }
     }
 
     /// A conformant stateless POST, as the suite's `sendStatelessRequest` builds it.
@@ -102,11 +338,11 @@ pub mod stateless {
         pub fn bytes(&self) -> Vec<u8> {
             serde_json::to_vec(&self.body).unwrap()
         }
-        pub async fn send(&self, ep: &ModernEndpoint) -> Reply {
+        pub async fn send(&self, ep: &Endpoint) -> Reply {
             ep.handle(&self.request_headers(), &self.bytes()).await
         }
         /// Sends and expects one JSON answer: (status, message).
-        pub async fn json(&self, ep: &ModernEndpoint) -> (u16, Value) {
+        pub async fn json(&self, ep: &Endpoint) -> (u16, Value) {
             match self.send(ep).await {
                 Reply::Json {
                     status,
@@ -116,7 +352,7 @@ pub mod stateless {
             }
         }
         /// Sends and expects a result (any reply shape): the response's `result`.
-        pub async fn result(&self, ep: &ModernEndpoint) -> Value {
+        pub async fn result(&self, ep: &Endpoint) -> Value {
             let msgs = messages(self.send(ep).await).await;
             let last = msgs.last().unwrap().clone();
             assert!(
@@ -126,7 +362,7 @@ pub mod stateless {
             last["result"].clone()
         }
         /// Sends and expects an error: (status, error object).
-        pub async fn error(&self, ep: &ModernEndpoint) -> (u16, Value) {
+        pub async fn error(&self, ep: &Endpoint) -> (u16, Value) {
             let (status, msg) = self.json(ep).await;
             assert_eq!(
                 msg["id"], self.body["id"],
@@ -145,15 +381,5 @@ pub mod stateless {
             Reply::Sse(s) => s.map(|m| serde_json::from_str(&m).unwrap()).collect().await,
             Reply::Listen(_) => panic!("a listen stream does not end"),
         }
-    }
-
-    pub fn endpoint_for(registry: Registry) -> ModernEndpoint {
-        ModernEndpoint::new(
-            Arc::new(registry),
-            ServerInfo {
-                name: "erlmcp-test".into(),
-                version: "9.9.9".into(),
-            },
-        )
     }
 }

@@ -12,15 +12,14 @@ use tokio_util::sync::CancellationToken;
 use erlmcp_runtime::changes::META_SUBSCRIPTION_ID;
 use erlmcp_runtime::context::{Context, SessionPeer};
 use erlmcp_runtime::jsonrpc::{ErrorObject, code};
-use erlmcp_runtime::modern::{ModernEndpoint, Reply};
 use erlmcp_runtime::protocol::LogLevel;
 use erlmcp_runtime::registry::{CallToolResult, Registry, Tool};
-use erlmcp_tests::stateless::{Post, endpoint_for, messages};
+use erlmcp_tests::stateless::{Endpoint, Post, Reply, endpoint_for, messages};
 
-fn endpoint() -> ModernEndpoint {
+async fn endpoint() -> Endpoint {
     let mut r = Registry::new();
     erlmcp_packs::conformance::v2026_07_28::register(&mut r);
-    endpoint_for(r)
+    endpoint_for(r).await
 }
 
 fn mock_elicit(content: Value) -> Value {
@@ -60,7 +59,7 @@ const FIXTURE_TOOLS: &[&str] = &[
 
 #[tokio::test]
 async fn every_fixture_is_listed_with_a_description_a_schema_and_a_valid_name() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tools = Post::new(1, "tools/list", json!({})).result(&ep).await["tools"].clone();
     let names: Vec<&str> = tools
         .as_array()
@@ -115,7 +114,7 @@ fn client_request_tools_are_added_only_when_absent() {
 
 #[tokio::test]
 async fn missing_capability_is_400_32021_and_works_when_declared() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (status, e) = Post::call(401, "test_missing_capability", json!({}))
         .caps(json!({}))
         .error(&ep)
@@ -150,7 +149,7 @@ fn no_independent_requests(frames: &[Value]) {
 
 #[tokio::test]
 async fn streaming_elicitation_never_puts_a_request_on_the_stream() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let caps = json!({"elicitation": {}});
     let frames = messages(
         Post::call(
@@ -192,7 +191,7 @@ async fn streaming_elicitation_never_puts_a_request_on_the_stream() {
 
 #[tokio::test]
 async fn the_logging_tool_logs_only_when_a_log_level_is_set() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let frames = messages(
         Post::call(1, "test_logging_tool", json!({}))
             .caps(json!({}))
@@ -226,7 +225,7 @@ async fn the_logging_tool_logs_only_when_a_log_level_is_set() {
 }
 
 async fn listen(
-    ep: &ModernEndpoint,
+    ep: &Endpoint,
     id: i64,
     filter: Value,
 ) -> std::pin::Pin<Box<dyn futures::Stream<Item = String> + Send>> {
@@ -252,7 +251,7 @@ async fn next_frame(
 
 #[tokio::test]
 async fn listen_streams_ack_tag_filter_and_deliver_list_changes() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     // #15/#18: tools.
     let mut tools = listen(&ep, 11, json!({"toolsListChanged": true})).await;
     // #16/#17: prompts only.
@@ -299,7 +298,7 @@ async fn listen_streams_ack_tag_filter_and_deliver_list_changes() {
 
 #[tokio::test]
 async fn the_custom_header_tool_is_the_first_with_a_mirrored_string_parameter() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tools = Post::new(1, "tools/list", json!({})).result(&ep).await["tools"].clone();
     let found = tools
         .as_array()
@@ -333,13 +332,13 @@ async fn the_custom_header_tool_is_the_first_with_a_mirrored_string_parameter() 
 
 // ---------------------------------------------------------------- input-required-result-* (§4.34)
 
-async fn r1(ep: &ModernEndpoint, tool: &str) -> Value {
+async fn r1(ep: &Endpoint, tool: &str) -> Value {
     let r = Post::call(1, tool, json!({})).result(ep).await;
     assert_eq!(r["resultType"], "input_required", "{tool}: {r}");
     r
 }
 
-async fn retry(ep: &ModernEndpoint, tool: &str, responses: Value, state: &Value) -> Value {
+async fn retry(ep: &Endpoint, tool: &str, responses: Value, state: &Value) -> Value {
     let mut extra = json!({"inputResponses": responses});
     if !state.is_null() {
         extra["requestState"] = state.clone();
@@ -349,7 +348,7 @@ async fn retry(ep: &ModernEndpoint, tool: &str, responses: Value, state: &Value)
 
 #[tokio::test]
 async fn basic_sampling_and_list_roots() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r = r1(&ep, "test_input_required_result_sampling").await;
     let (key, req) = r["inputRequests"]
         .as_object()
@@ -402,7 +401,7 @@ async fn basic_sampling_and_list_roots() {
 
 #[tokio::test]
 async fn request_state_round_trip_reports_state_ok() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tool = "test_input_required_result_request_state";
     let r = r1(&ep, tool).await;
     assert!(r["requestState"].as_str().is_some_and(|s| !s.is_empty()));
@@ -422,7 +421,7 @@ async fn request_state_round_trip_reports_state_ok() {
 
 #[tokio::test]
 async fn multiple_inputs_are_asked_in_one_round() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tool = "test_input_required_result_multiple_inputs";
     let r = r1(&ep, tool).await;
     let reqs = r["inputRequests"].as_object().unwrap();
@@ -463,7 +462,7 @@ async fn multiple_inputs_are_asked_in_one_round() {
 
 #[tokio::test]
 async fn non_tool_requests_use_input_required_too() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let p = |extra: Value| {
         let mut params = json!({"name": "test_input_required_result_prompt"});
         params
@@ -490,7 +489,7 @@ async fn non_tool_requests_use_input_required_too() {
 
 #[tokio::test]
 async fn result_type_is_explicit_and_lists_never_require_input() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r = r1(&ep, "test_input_required_result_elicitation").await;
     assert_eq!(r["resultType"], "input_required");
     for m in ["tools/list", "prompts/list"] {
@@ -503,7 +502,7 @@ async fn result_type_is_explicit_and_lists_never_require_input() {
 
 #[tokio::test]
 async fn capability_check_asks_only_for_declared_capabilities() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tool = "test_input_required_result_capabilities";
     let r = Post::call(1, tool, json!({}))
         .caps(json!({"sampling": {}}))
@@ -532,7 +531,7 @@ async fn capability_check_asks_only_for_declared_capabilities() {
 
 #[tokio::test]
 async fn tampered_state_is_a_json_rpc_error_and_invalid_responses_are_rejected() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tool = "test_input_required_result_tampered_state";
     let r = r1(&ep, tool).await;
     let tampered = json!(format!("{}-TAMPERED", r["requestState"].as_str().unwrap()));
@@ -743,7 +742,7 @@ async fn on_a_session_a_refused_client_request_is_a_tool_error() {
 
 #[tokio::test]
 async fn on_the_stateless_path_the_client_request_tools_use_input_required() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     for (tool, args, key, answer, expect) in [
         (
             "test_sampling",

@@ -2,25 +2,28 @@
 //! hints, notification gating, MRTR rounds and listen streams. Helpers are shared with the
 //! fixture pack's tests.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use erlmcp_actors::route::Target;
 use erlmcp_runtime::changes::{Change, META_SUBSCRIPTION_ID};
-use erlmcp_runtime::engine::ServerInfo;
-use erlmcp_runtime::jsonrpc::code;
-use erlmcp_runtime::modern::validate::{
-    META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
+use erlmcp_runtime::jsonrpc::{self, Message, code};
+use erlmcp_runtime::protocol::{
+    LogLevel, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
     META_SERVER_INFO,
 };
-use erlmcp_runtime::modern::*;
-use erlmcp_runtime::protocol::LogLevel;
 use erlmcp_runtime::registry::{
     CallToolResult, CompletionRef, Prompt, Registry, Resource, ResourceTemplate, Tool, ToolError,
 };
-use erlmcp_tests::stateless::{Post, V, caps_all, endpoint_for, messages};
+use erlmcp_runtime::reply::{Outbound, Responder};
+use erlmcp_runtime::request::Params;
+use erlmcp_runtime::server::{CacheHint, CacheScope, Envelope, NO_SESSION, ServerOptions};
+use erlmcp_runtime::v2026_07_28::validate;
+use erlmcp_tests::stateless::{
+    Endpoint, Post, Reply, V, caps_all, endpoint_for, endpoint_with, messages,
+};
 
 fn registry() -> Registry {
     let mut r = Registry::new();
@@ -68,7 +71,7 @@ fn registry() -> Registry {
             ctx.kv_delete("k").await.err(),
             ctx.kv_set("k", json!(1)).await.err(),
         ];
-        if !ctx.session_id.is_empty() || failures.iter().any(|e| e.as_ref().is_none_or(|e| e.message != erlmcp_runtime::modern::dispatch::NO_SESSION)) {
+        if !ctx.session_id.is_empty() || failures.iter().any(|e| e.as_ref().is_none_or(|e| e.message != NO_SESSION)) {
             return Ok(CallToolResult::text(format!("unexpected: {failures:?}")));
         }
         ctx.kv_get("k").await?;
@@ -107,8 +110,8 @@ fn registry() -> Registry {
     r
 }
 
-fn endpoint() -> ModernEndpoint {
-    endpoint_for(registry())
+async fn endpoint() -> Endpoint {
+    endpoint_for(registry()).await
 }
 
 fn code_of(e: &Value) -> i64 {
@@ -119,7 +122,7 @@ fn code_of(e: &Value) -> i64 {
 
 #[tokio::test]
 async fn unparsable_bodies_are_400_parse_errors_with_null_id() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let h = Post::new(1, "tools/list", json!({})).request_headers();
     for body in [&b"{not json"[..], b"\xff\xfe"] {
         let Reply::Json {
@@ -153,7 +156,7 @@ async fn unparsable_bodies_are_400_parse_errors_with_null_id() {
 
 #[tokio::test]
 async fn notifications_are_accepted_and_responses_refused() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let h = Post::new(1, "tools/list", json!({})).request_headers();
     let r = ep
         .handle(
@@ -189,7 +192,7 @@ async fn notifications_are_accepted_and_responses_refused() {
 
 #[tokio::test]
 async fn a_missing_protocol_version_header_is_a_header_mismatch() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (status, e) = Post::new(7, "tools/list", json!({}))
         .without_header("MCP-Protocol-Version")
         .error(&ep)
@@ -205,7 +208,7 @@ async fn a_missing_protocol_version_header_is_a_header_mismatch() {
 
 #[tokio::test]
 async fn missing_meta_fields_are_invalid_params_before_any_header_comparison() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     // #1: no _meta at all (params {}), header 2026.
     let mut p = Post::new(101, "server/discover", json!({}));
     p.body["params"] = json!({});
@@ -239,7 +242,7 @@ async fn missing_meta_fields_are_invalid_params_before_any_header_comparison() {
 
 #[tokio::test]
 async fn client_info_is_optional() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (status, msg) = Post::new(105, "server/discover", json!({}))
         .without_meta(META_CLIENT_INFO)
         .json(&ep)
@@ -250,7 +253,7 @@ async fn client_info_is_optional() {
 
 #[tokio::test]
 async fn an_unsupported_version_is_32022_with_supported_and_requested() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (status, e) = Post::new(301, "server/discover", json!({}))
         .meta(META_PROTOCOL_VERSION, json!("v999.0.0"))
         .header("MCP-Protocol-Version", "v999.0.0")
@@ -289,7 +292,7 @@ async fn an_unsupported_version_is_32022_with_supported_and_requested() {
 
 #[tokio::test]
 async fn an_unsupported_header_version_without_one_in_the_body_is_32022() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     // No _meta at all (e.g. a session request with a bad MCP-Protocol-Version).
     let mut post =
         Post::new(7, "tools/list", json!({})).header("MCP-Protocol-Version", "2099-01-01");
@@ -316,7 +319,7 @@ async fn an_unsupported_header_version_without_one_in_the_body_is_32022() {
 
 #[tokio::test]
 async fn a_header_body_version_mismatch_wins_over_an_unsupported_version() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (status, e) = Post::new(302, "server/discover", json!({}))
         .meta(META_PROTOCOL_VERSION, json!("v999.0.0"))
         .error(&ep)
@@ -331,7 +334,7 @@ async fn a_header_body_version_mismatch_wins_over_an_unsupported_version() {
 
 #[tokio::test]
 async fn standard_header_cases_of_the_header_validation_scenario() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let list = || Post::new(100, "tools/list", json!({}));
     let call = || Post::call(104, "simple", json!({}));
     let rejected = [
@@ -399,7 +402,7 @@ async fn standard_header_cases_of_the_header_validation_scenario() {
 
 #[tokio::test]
 async fn mcp_name_is_checked_on_prompts_get_and_resources_read() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let get = Post::new(1, "prompts/get", json!({"name": "plain_prompt"}));
     assert_eq!(get.json(&ep).await.0, 200);
     assert_eq!(
@@ -422,7 +425,7 @@ async fn mcp_name_is_checked_on_prompts_get_and_resources_read() {
 
 #[tokio::test]
 async fn custom_header_cases_of_the_custom_header_scenario() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let call = |value: &str| {
         Post::call(
             200,
@@ -469,7 +472,7 @@ async fn custom_header_cases_of_the_custom_header_scenario() {
 
 #[tokio::test]
 async fn unknown_and_removed_methods_are_404_method_not_found() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     for m in [
         "initialize",
         "ping",
@@ -497,7 +500,7 @@ async fn unknown_and_removed_methods_are_404_method_not_found() {
 
 #[tokio::test]
 async fn malformed_optional_fields_are_invalid_params() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (status, e) = Post::call(1, "logs", json!({}))
         .meta(META_LOG_LEVEL, json!("loud"))
         .error(&ep)
@@ -526,9 +529,9 @@ async fn malformed_optional_fields_are_invalid_params() {
     assert!(p.result(&ep).await["tools"].is_array());
 }
 
-#[test]
-fn validated_requests_carry_their_per_request_context() {
-    let ep = endpoint();
+#[tokio::test]
+async fn validated_requests_carry_their_per_request_context() {
+    let ep = endpoint().await;
     let p = Post::call(
         9,
         "simple",
@@ -538,10 +541,18 @@ fn validated_requests_carry_their_per_request_context() {
     .meta(META_LOG_LEVEL, json!("warning"));
     let mut h = p.request_headers();
     h.principal = Some("alice".into());
-    let Ok(Validated::Request(r)) = ep.validate(&h, &p.bytes()) else {
+    let Ok(Message::Request(req)) = jsonrpc::decode(&String::from_utf8(p.bytes()).unwrap()) else {
         panic!()
     };
-    assert_eq!(r.id, erlmcp_runtime::jsonrpc::Id::Num(9));
+    let params = Params::read(req.params.as_deref());
+    let r = validate(
+        Some(&h),
+        &req.id,
+        &req.method,
+        params.as_ref(),
+        ep.registry(),
+    )
+    .expect("valid");
     assert_eq!(r.meta.protocol_version, V);
     assert_eq!(r.meta.client_capabilities, caps_all());
     assert_eq!(
@@ -559,7 +570,7 @@ fn validated_requests_carry_their_per_request_context() {
 
 #[tokio::test]
 async fn discover_declares_versions_capabilities_identity_and_hints() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r = Post::new(201, "server/discover", json!({}))
         .result(&ep)
         .await;
@@ -578,7 +589,7 @@ async fn discover_declares_versions_capabilities_identity_and_hints() {
         (json!(0), json!("private"))
     );
     // No completions registered: not declared, and the method is not there.
-    let bare = endpoint_for(Registry::new());
+    let bare = endpoint_for(Registry::new()).await;
     let r = Post::new(1, "server/discover", json!({}))
         .result(&bare)
         .await;
@@ -604,7 +615,7 @@ async fn discover_declares_versions_capabilities_identity_and_hints() {
 
 #[tokio::test]
 async fn every_cacheable_result_has_valid_hints() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     for (m, params, key) in [
         ("tools/list", json!({}), "tools"),
         ("prompts/list", json!({}), "prompts"),
@@ -642,7 +653,7 @@ async fn every_cacheable_result_has_valid_hints() {
 
 #[tokio::test]
 async fn caching_hints_follow_the_configured_policy() {
-    let mut options = ModernOptions::default();
+    let mut options = ServerOptions::default();
     options.cache.lists = CacheHint {
         ttl_ms: 5,
         scope: CacheScope::Private,
@@ -651,7 +662,7 @@ async fn caching_hints_follow_the_configured_policy() {
         ttl_ms: 7,
         scope: CacheScope::Public,
     };
-    let ep = ModernEndpoint::with_options(Arc::new(registry()), ServerInfo::default(), options);
+    let ep = endpoint_with(registry(), options).await;
     let r = Post::new(1, "prompts/list", json!({})).result(&ep).await;
     assert_eq!(
         (r["ttlMs"].clone(), r["cacheScope"].clone()),
@@ -670,7 +681,7 @@ async fn caching_hints_follow_the_configured_policy() {
 async fn lists_are_deterministic_paginated_and_never_input_required() {
     let mut r = registry();
     r.page_size = 3;
-    let ep = endpoint_for(r);
+    let ep = endpoint_for(r).await;
     let first = Post::new(1, "tools/list", json!({})).result(&ep).await;
     for _ in 0..3 {
         assert_eq!(
@@ -703,7 +714,7 @@ async fn lists_are_deterministic_paginated_and_never_input_required() {
 
 #[tokio::test]
 async fn tool_calls_work_without_arguments_and_keep_tool_errors_as_results() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let mut p = Post::call(1, "simple", json!({}));
     p.body["params"]
         .as_object_mut()
@@ -734,7 +745,7 @@ async fn tool_calls_work_without_arguments_and_keep_tool_errors_as_results() {
 
 #[tokio::test]
 async fn unknown_resources_are_32602_with_the_uri_and_prompts_and_completions_answer() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let uri = "test://nonexistent-resource-for-conformance-testing";
     let (status, e) = Post::new(1, "resources/read", json!({"uri": uri}))
         .error(&ep)
@@ -787,7 +798,7 @@ async fn unknown_resources_are_32602_with_the_uri_and_prompts_and_completions_an
 
 #[tokio::test]
 async fn completions_cannot_ask_the_client_for_input() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (_, e) = Post::new(1, "completion/complete", json!({"ref": {"type": "ref/prompt", "name": "asking"}, "argument": {"name": "x", "value": ""}}))
         .error(&ep)
         .await;
@@ -800,28 +811,24 @@ async fn completions_cannot_ask_the_client_for_input() {
 
 #[tokio::test]
 async fn handlers_have_no_session_state() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     // A tool that lets the failure through answers a readable isError result.
     let r = Post::call(1, "kv", json!({})).result(&ep).await;
     assert_eq!(r["isError"], true, "{r}");
     assert_eq!(r["resultType"], "complete", "{r}");
-    assert_eq!(
-        r["content"][0]["text"],
-        erlmcp_runtime::modern::dispatch::NO_SESSION,
-        "{r}"
-    );
+    assert_eq!(r["content"][0]["text"], NO_SESSION, "{r}");
     // Other handlers answer a JSON-RPC error with the same message.
     let (status, e) = Post::new(2, "resources/read", json!({"uri": "test://kv-state"}))
         .error(&ep)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(code_of(&e), code::INTERNAL_ERROR);
-    assert_eq!(e["message"], erlmcp_runtime::modern::dispatch::NO_SESSION);
+    assert_eq!(code_of(&e), code::INVALID_PARAMS, "a missing state handle");
+    assert_eq!(e["message"], NO_SESSION);
 }
 
 #[tokio::test]
 async fn core_kv_tools_say_that_session_state_needs_a_session() {
-    let ep = endpoint_for(erlmcp_packs::core_registry());
+    let ep = endpoint_for(erlmcp_packs::core_registry()).await;
     for (id, tool, args) in [
         (1, "kv_set", json!({"key": "k", "value": 1})),
         (2, "kv_get", json!({"key": "k"})),
@@ -833,12 +840,7 @@ async fn core_kv_tools_say_that_session_state_needs_a_session() {
             .await;
         assert_eq!(r["isError"], true, "{tool}: {r}");
         let text = r["content"][0]["text"].as_str().unwrap_or_default();
-        for needle in [
-            "needs a session",
-            "2025-11-25",
-            "Mcp-Session-Id",
-            "TCP or stdio",
-        ] {
+        for needle in ["session_open", "`session` argument", "2025-11-25"] {
             assert!(text.contains(needle), "{tool}: {needle:?} in {text:?}");
         }
         assert!(r.get("structuredContent").is_none(), "{tool}: {r}");
@@ -854,7 +856,7 @@ async fn core_kv_tools_say_that_session_state_needs_a_session() {
 
 #[tokio::test]
 async fn progress_goes_out_only_with_a_token_before_the_response() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let reply = Post::call(
         1,
         "progress",
@@ -901,7 +903,7 @@ async fn progress_goes_out_only_with_a_token_before_the_response() {
 
 #[tokio::test]
 async fn logs_go_out_only_at_or_above_the_requested_level() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let levels = |msgs: &[Value]| -> Vec<String> {
         msgs.iter()
             .filter(|m| m["method"] == "notifications/message")
@@ -949,7 +951,7 @@ async fn logs_go_out_only_at_or_above_the_requested_level() {
 
 #[tokio::test]
 async fn list_changes_from_handlers_go_to_the_change_bus_not_the_response() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let mut rx = ep.registry().change_bus().subscribe();
     let (status, msg) = Post::call(1, "announce", json!({})).json(&ep).await;
     assert_eq!(
@@ -989,7 +991,7 @@ async fn dropping_a_response_stream_cancels_the_request() {
             }
         },
     ));
-    let ep = endpoint_for(r);
+    let ep = endpoint_for(r).await;
     let Reply::Sse(mut s) = Post::call(1, "wait", json!({"_meta": {"progressToken": 1}}))
         .send(&ep)
         .await
@@ -1005,28 +1007,36 @@ async fn dropping_a_response_stream_cancels_the_request() {
 }
 
 #[tokio::test]
-async fn call_run_sends_notifications_to_a_caller_sink_for_line_transports() {
-    let ep = endpoint();
+async fn on_a_shared_sink_notifications_precede_the_response_as_on_line_transports() {
+    let ep = endpoint().await;
     let p = Post::call(1, "progress", json!({"_meta": {"progressToken": "p"}}));
-    let Ok(Validated::Request(req)) = ep.validate(&p.request_headers(), &p.bytes()) else {
+    let Ok(Message::Request(req)) = jsonrpc::decode(&String::from_utf8(p.bytes()).unwrap()) else {
         panic!()
     };
-    let Dispatched::Call(call) = ep.dispatch(req) else {
-        panic!()
-    };
-    assert_eq!(call.method(), "tools/call");
+    let env = Envelope::read(req, None, ep.registry()).expect("a valid line request");
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let done = call.run(tx).await;
-    assert_eq!(done.status, 200);
-    assert!(done.message.contains("progress done"));
+    ep.router().serve(
+        Target::Stateless,
+        env,
+        Responder::new(jsonrpc::Id::Num(1), tx, None),
+        tokio_util::sync::CancellationToken::new(),
+    );
     for _ in 0..3 {
-        assert!(rx.recv().await.unwrap().contains("notifications/progress"));
+        let Some(Outbound::Message(m)) = rx.recv().await else {
+            panic!("a notification first")
+        };
+        assert!(m.contains("notifications/progress"), "{m}");
     }
+    let Some(Outbound::Response { body, status, ok }) = rx.recv().await else {
+        panic!("then the response")
+    };
+    assert_eq!((status, ok), (200, true));
+    assert!(body.contains("progress done"), "{body}");
 }
 
 // ---------------------------------------------------------------- MRTR
 
-async fn round1(ep: &ModernEndpoint, tool: &str) -> Value {
+async fn round1(ep: &Endpoint, tool: &str) -> Value {
     let r = Post::call(1, tool, json!({})).result(ep).await;
     assert_eq!(r["resultType"], "input_required", "{r}");
     r
@@ -1034,7 +1044,7 @@ async fn round1(ep: &ModernEndpoint, tool: &str) -> Value {
 
 #[tokio::test]
 async fn first_round_is_input_required_and_the_retry_completes() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r1 = round1(&ep, "test_input_required_result_elicitation").await;
     let req = &r1["inputRequests"]["user_name"];
     assert_eq!(req["method"], "elicitation/create");
@@ -1065,7 +1075,7 @@ async fn first_round_is_input_required_and_the_retry_completes() {
 
 #[tokio::test]
 async fn missing_responses_are_asked_again_and_unknown_ones_ignored() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r = Post::call(1, "test_input_required_result_elicitation", json!({"inputResponses": {"wrong_key": {"action": "accept", "content": {"data": "wrong"}}}}))
         .result(&ep)
         .await;
@@ -1088,7 +1098,7 @@ async fn missing_responses_are_asked_again_and_unknown_ones_ignored() {
 
 #[tokio::test]
 async fn responses_of_the_wrong_shape_are_invalid_params() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let (status, e) = Post::call(
         1,
         "test_input_required_result_elicitation",
@@ -1102,7 +1112,7 @@ async fn responses_of_the_wrong_shape_are_invalid_params() {
 
 #[tokio::test]
 async fn tampered_foreign_and_expired_states_are_rejected() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r1 = round1(&ep, "test_input_required_result_tampered_state").await;
     let state = r1["requestState"].as_str().unwrap();
     let ok = json!({"confirm": {"action": "accept", "content": {"ok": true}}});
@@ -1142,14 +1152,14 @@ async fn tampered_foreign_and_expired_states_are_rejected() {
         "{e}"
     );
     // A state from another node's key is refused.
-    let other = ModernEndpoint::with_options(
-        ep.registry().clone(),
-        ServerInfo::default(),
-        ModernOptions {
+    let other = endpoint_with(
+        (**ep.registry()).clone(),
+        ServerOptions {
             state_key: erlmcp_runtime::mrtr::StateKey::random(),
             ..Default::default()
         },
-    );
+    )
+    .await;
     let (_, e) = Post::call(
         5,
         "test_input_required_result_tampered_state",
@@ -1159,14 +1169,14 @@ async fn tampered_foreign_and_expired_states_are_rejected() {
     .await;
     assert!(e["message"].as_str().unwrap().contains("integrity"));
     // An expired state is refused.
-    let short = ModernEndpoint::with_options(
-        ep.registry().clone(),
-        ServerInfo::default(),
-        ModernOptions {
+    let short = endpoint_with(
+        (**ep.registry()).clone(),
+        ServerOptions {
             state_ttl_ms: 0,
             ..Default::default()
         },
-    );
+    )
+    .await;
     let r1 = round1(&short, "test_input_required_result_tampered_state").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let (_, e) = Post::call(
@@ -1181,7 +1191,7 @@ async fn tampered_foreign_and_expired_states_are_rejected() {
 
 #[tokio::test]
 async fn state_bound_to_a_principal_is_refused_for_another() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let as_user = |p: Post, who: &str| {
         let mut h = p.request_headers();
         h.principal = Some(who.into());
@@ -1208,7 +1218,7 @@ async fn state_bound_to_a_principal_is_refused_for_another() {
 
 #[tokio::test]
 async fn multi_round_state_changes_every_round_and_carries_earlier_answers() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tool = "test_input_required_result_multi_round";
     let r1 = round1(&ep, tool).await;
     assert!(r1["inputRequests"]["step1"].is_object());
@@ -1240,7 +1250,7 @@ async fn multi_round_state_changes_every_round_and_carries_earlier_answers() {
 
 #[tokio::test]
 async fn unnamed_client_requests_get_keys_in_call_order() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r1 = round1(&ep, "auto_keys").await;
     assert_eq!(r1["inputRequests"]["1"]["method"], "elicitation/create");
     let r2 = Post::call(
@@ -1274,7 +1284,7 @@ async fn unnamed_client_requests_get_keys_in_call_order() {
 
 #[tokio::test]
 async fn resources_and_prompts_can_ask_for_input_too() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let r1 = Post::new(1, "resources/read", json!({"uri": "test://ask"}))
         .result(&ep)
         .await;
@@ -1298,7 +1308,7 @@ async fn resources_and_prompts_can_ask_for_input_too() {
 
 #[tokio::test]
 async fn undeclared_capabilities_are_32021_with_required_capabilities() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     for (caps, missing) in [
         (json!({}), "elicitation"),
         (json!({"sampling": {}}), "elicitation"),
@@ -1324,7 +1334,7 @@ async fn undeclared_capabilities_are_32021_with_required_capabilities() {
 
 #[tokio::test]
 async fn listen_acknowledges_at_once_and_delivers_filtered_changes() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let Reply::Listen(listen) = Post::new(
         1_700_000_000_000_i64,
         "subscriptions/listen",
@@ -1366,7 +1376,7 @@ async fn listen_acknowledges_at_once_and_delivers_filtered_changes() {
 
 #[tokio::test]
 async fn listen_needs_a_notification_filter() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     for params in [
         json!({}),
         json!({"notifications": true}),
@@ -1381,7 +1391,7 @@ async fn listen_needs_a_notification_filter() {
 
 #[tokio::test]
 async fn retry_responses_override_those_carried_in_the_state() {
-    let ep = endpoint();
+    let ep = endpoint().await;
     let tool = "test_input_required_result_multi_round";
     let r1 = round1(&ep, tool).await;
     let r2 = Post::call(2, tool, json!({"inputResponses": {"step1": {"action": "accept", "content": {"name": "Alice"}}}, "requestState": r1["requestState"]}))

@@ -8,9 +8,8 @@ use erlmcp_actors::connection::ConnectionMsg;
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
 use erlmcp_runtime::config::EngineConfig;
-use erlmcp_runtime::engine::ServerInfo;
 use erlmcp_runtime::registry::Registry;
-use erlmcp_runtime::store::SessionStore;
+use erlmcp_runtime::reply::Outbound;
 use erlmcp_supervisors::{Supervisor, SupervisorRef};
 use ractor::ActorRef;
 use serde_json::{Value, json};
@@ -25,14 +24,7 @@ pub struct Node {
 }
 
 pub async fn node_with(registry: Registry, config: EngineConfig) -> Node {
-    let env = NodeEnv {
-        registry: Arc::new(registry),
-        info: ServerInfo::default(),
-        node: "test@127.0.0.1".into(),
-        store: SessionStore::new(),
-        config,
-    };
-    let engine = Engine::new(env);
+    let engine = Engine::new(NodeEnv::new(registry, "test@127.0.0.1", config));
     let (root, _) = Supervisor::start(engine.standalone_spec("TestNode"))
         .await
         .expect("engine starts");
@@ -45,7 +37,7 @@ pub async fn node() -> Node {
 
 pub struct Client {
     pub conn: ActorRef<ConnectionMsg>,
-    pub rx: mpsc::Receiver<String>,
+    pub rx: mpsc::Receiver<Outbound>,
     pub closed: CancellationToken,
     permits: Arc<Semaphore>,
     next: i64,
@@ -102,12 +94,16 @@ impl Client {
     }
 
     async fn recv_fresh(&mut self) -> Value {
-        let line = tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .expect("timed out waiting for a message")
-            .expect("connection closed");
-        serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("server sent invalid JSON {line:?}: {e}"))
+        loop {
+            let item = tokio::time::timeout(WAIT, self.rx.recv())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("connection closed");
+            // Control items (end of a response stream) are not messages.
+            let Some(line) = item.text() else { continue };
+            return serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("server sent invalid JSON {line:?}: {e}"));
+        }
     }
 
     /// Waits for the message matching `pred`, keeping others in the backlog.

@@ -540,9 +540,9 @@ mod tests {
 
     use super::*;
     use erlmcp_runtime::context::SessionPeer;
-    use erlmcp_runtime::engine::{Work, passes, server_capabilities};
     use erlmcp_runtime::jsonrpc::{ErrorObject, code};
     use erlmcp_runtime::protocol::method;
+    use erlmcp_runtime::server::{Server, ServerInfo, ServerOptions, Work, passes};
 
     /// What the fake client saw, in order.
     #[derive(Debug, Clone, PartialEq)]
@@ -749,7 +749,13 @@ mod tests {
             "Tests tool that reports progress notifications"
         );
         // The completions capability is declared because the pack registers completions.
-        assert_eq!(server_capabilities(&r)["completions"], json!({}));
+        let server = Server::new(
+            Arc::new(r),
+            ServerInfo::default(),
+            Arc::from("n"),
+            ServerOptions::default(),
+        );
+        assert_eq!(server.capabilities()["completions"], json!({}));
     }
 
     #[test]

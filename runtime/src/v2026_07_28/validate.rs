@@ -1,7 +1,9 @@
-//! Validation of one 2026-07-28 POST, in the order of `docs/conformance-notes.md` §6.3 (the
-//! order the conformance suite's `server-stateless` scenario distinguishes):
+//! Validation of one revision 2026-07-28 request, in the order of `docs/conformance-notes.md`
+//! §6.3 (the order the conformance suite's `server-stateless` scenario distinguishes). Over HTTP
+//! ([`validate`] with the request's MCP headers) every step applies; over a line transport
+//! (TCP, QUIC, stdio: no headers) the header steps 2, 4 and 6 do not:
 //!
-//! 1. the body is one JSON-RPC message (else 400, -32700 / -32600);
+//! 1. the body is one JSON-RPC message (the transport decoded it: 400, -32700 / -32600);
 //! 2. `MCP-Protocol-Version` is present (else 400, -32020);
 //! 3. `params._meta` has `io.modelcontextprotocol/protocolVersion` and
 //!    `io.modelcontextprotocol/clientCapabilities` (else 400, -32602; `clientInfo` is optional);
@@ -21,27 +23,21 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::headers::{self, RequestHeaders};
-use crate::jsonrpc::{self, ErrorObject, Id, Message, code};
-use crate::protocol::{LogLevel, method};
+use crate::jsonrpc::{self, ErrorObject, Id};
+use crate::protocol::{
+    LogLevel, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_PROTOCOL_VERSION,
+    Revision, method,
+};
 use crate::registry::Registry;
+use crate::request::{Params, method_spec, served};
 
 /// The revision this path implements.
 pub const PROTOCOL_VERSION: &str = "2026-07-28";
 /// Versions accepted on this path (what `server/discover` and -32022 list).
 pub const SUPPORTED_VERSIONS: &[&str] = &[PROTOCOL_VERSION];
-/// `_meta` key: the request's protocol version (required).
-pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-/// `_meta` key: the client's capabilities for this request (required).
-pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-/// `_meta` key: the client's name and version (optional).
-pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
-/// `_meta` key: minimum level of `notifications/message` for this request (optional).
-pub const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
-/// `_meta` key of results: the server's name and version.
-pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 /// Error codes of revision 2026-07-28.
 pub mod codes {
@@ -53,32 +49,6 @@ pub mod codes {
     /// The request's protocol version is not supported.
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }
-
-/// `server/discover`.
-pub const SERVER_DISCOVER: &str = "server/discover";
-/// `subscriptions/listen`.
-pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
-
-/// Methods served on this path.
-pub const METHODS: &[&str] = &[
-    SERVER_DISCOVER,
-    method::TOOLS_LIST,
-    method::TOOLS_CALL,
-    method::RESOURCES_LIST,
-    method::RESOURCES_READ,
-    method::RESOURCES_TEMPLATES_LIST,
-    method::PROMPTS_LIST,
-    method::PROMPTS_GET,
-    method::COMPLETION_COMPLETE,
-    SUBSCRIPTIONS_LISTEN,
-];
-
-/// Methods that may answer `input_required` and so take `inputResponses` / `requestState`.
-pub const INPUT_METHODS: &[&str] = &[
-    method::TOOLS_CALL,
-    method::PROMPTS_GET,
-    method::RESOURCES_READ,
-];
 
 /// A request refused before dispatch: the HTTP status and the JSON-RPC error to answer with.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +62,8 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(status: u16, id: Option<Id>, error: ErrorObject) -> Self {
+    /// A rejection with `status`.
+    pub fn new(status: u16, id: Option<Id>, error: ErrorObject) -> Self {
         Self { status, id, error }
     }
     fn header(id: &Id, message: impl Into<String>) -> Self {
@@ -159,94 +130,56 @@ pub struct InputParams {
     pub request_state: Option<String>,
 }
 
-/// A request that passed validation: everything dispatch needs, with no session.
-#[derive(Debug, Clone)]
-pub struct ModernRequest {
-    /// JSON-RPC id.
-    pub id: Id,
-    /// Method.
-    pub method: String,
-    /// `params` (an object; `_meta` included).
-    pub params: Map<String, Value>,
+/// What a valid request carries besides its call: the per-request protocol fields, the multi
+/// round-trip fields of a retry, and who sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerRequest {
     /// The per-request protocol fields.
     pub meta: RequestMeta,
-    /// `inputResponses` / `requestState` (only read on [`INPUT_METHODS`]).
+    /// `inputResponses` / `requestState` (only read on the methods that take input).
     pub input: InputParams,
     /// The authenticated principal, from [`RequestHeaders::principal`].
     pub principal: Option<String>,
 }
 
-/// What a valid POST carries.
-#[derive(Debug, Clone)]
-pub enum Validated {
-    /// A request to dispatch.
-    Request(Box<ModernRequest>),
-    /// A notification (answer 202, no body; this revision defines none over HTTP).
-    Notification(String),
-}
-
-fn str_field<'a>(params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    params.get(key).and_then(Value::as_str)
-}
-
-/// Validates one POST body against its MCP headers (see the module docs for the order).
+/// Validates a revision 2026-07-28 request of `method` with id `id` whose params were read
+/// into `params` (`Err`: they could not be, e.g. `_meta` is not an object). `headers`: the
+/// request's MCP headers over HTTP, `None` on a line transport. See the module docs for the
+/// order of the checks.
 pub fn validate(
-    headers: &RequestHeaders,
-    body: &[u8],
+    headers: Option<&RequestHeaders>,
+    id: &Id,
+    m: &str,
+    params: Result<&Params, &ErrorObject>,
     registry: &Registry,
-) -> Result<Validated, Rejection> {
-    // 1. One JSON-RPC request.
-    let text = std::str::from_utf8(body).map_err(|_| {
-        Rejection::new(
-            400,
-            None,
-            ErrorObject::new(code::PARSE_ERROR, "Parse error: the body is not UTF-8"),
-        )
-    })?;
-    let req = match jsonrpc::decode(text) {
-        Ok(Message::Request(r)) => r,
-        Ok(Message::Notification(n)) => return Ok(Validated::Notification(n.method)),
-        Ok(Message::Response(r)) => {
-            return Err(Rejection::new(
-                400,
-                Some(r.id),
-                ErrorObject::new(
-                    code::INVALID_REQUEST,
-                    "Invalid Request: clients do not send responses on revision 2026-07-28",
-                ),
-            ));
-        }
-        Err(e) => return Err(Rejection::new(400, e.id, e.error)),
-    };
-    let id = &req.id;
-
+) -> Result<PerRequest, Rejection> {
     // 2. The protocol version header.
-    let header_version = match headers.protocol_version() {
-        None => {
+    let header_version = match headers.map(RequestHeaders::protocol_version) {
+        None => None,
+        Some(None) => {
             return Err(Rejection::header(
                 id,
                 "the MCP-Protocol-Version header is required",
             ));
         }
-        Some(Err(e)) => return Err(Rejection::header(id, e.to_string())),
-        Some(Ok(v)) => v,
+        Some(Some(Err(e))) => return Err(Rejection::header(id, e.to_string())),
+        Some(Some(Ok(v))) => Some(v),
     };
 
     // 3. The required `_meta` fields.
-    let params: Map<String, Value> = match req.params.as_deref() {
-        None => Map::new(),
-        Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        },
-    };
+    let empty = Params::default();
+    let p = params.unwrap_or(&empty);
+    let meta = p.meta.as_ref();
     // Without a version in the body, an unsupported header version is the clearer answer (a
     // session request with a bad MCP-Protocol-Version lands here).
-    let meta = params.get("_meta").and_then(Value::as_object);
-    if meta.is_none_or(|m| !m.contains_key(META_PROTOCOL_VERSION))
-        && !SUPPORTED_VERSIONS.contains(&header_version)
+    if let Some(hv) = header_version
+        && meta.is_none_or(|m| !m.contains_key(META_PROTOCOL_VERSION))
+        && !SUPPORTED_VERSIONS.contains(&hv)
     {
-        return Err(Rejection::unsupported(id, header_version));
+        return Err(Rejection::unsupported(id, hv));
+    }
+    if let Err(e) = params {
+        return Err(Rejection::new(400, Some(id.clone()), e.clone()));
     }
     let Some(meta) = meta else {
         return Err(Rejection::params(
@@ -255,7 +188,7 @@ pub fn validate(
         ));
     };
     let meta_version = match meta.get(META_PROTOCOL_VERSION) {
-        Some(Value::String(v)) if !v.is_empty() => v.clone(),
+        Some(Value::String(v)) if !v.is_empty() => v.as_str(),
         _ => {
             return Err(Rejection::params(
                 id,
@@ -284,76 +217,29 @@ pub fn validate(
     };
 
     // 4. Header and body agree on the version.
-    if header_version != meta_version {
+    if let Some(hv) = header_version
+        && hv != meta_version
+    {
         return Err(Rejection::header(
             id,
             format!(
-                "MCP-Protocol-Version header value '{header_version}' does not match _meta protocolVersion '{meta_version}'"
+                "MCP-Protocol-Version header value '{hv}' does not match _meta protocolVersion '{meta_version}'"
             ),
         ));
     }
 
     // 5. A version we speak.
-    if !SUPPORTED_VERSIONS.contains(&meta_version.as_str()) {
-        return Err(Rejection::unsupported(id, &meta_version));
+    if !SUPPORTED_VERSIONS.contains(&meta_version) {
+        return Err(Rejection::unsupported(id, meta_version));
     }
 
     // 6. Routing headers.
-    let m = req.method.as_str();
-    match headers.get(headers::METHOD) {
-        None => return Err(Rejection::header(id, "the Mcp-Method header is required")),
-        Some(Err(e)) => return Err(Rejection::header(id, e.to_string())),
-        Some(Ok(h)) if h != m => {
-            return Err(Rejection::header(
-                id,
-                format!("Mcp-Method header value '{h}' does not match body value '{m}'"),
-            ));
-        }
-        Some(Ok(_)) => {}
-    }
-    let name_field = match m {
-        method::TOOLS_CALL | method::PROMPTS_GET => Some("name"),
-        method::RESOURCES_READ => Some("uri"),
-        _ => None,
-    };
-    if let Some(field) = name_field {
-        let Some(body_name) = str_field(&params, field) else {
-            return Err(Rejection::params(
-                id,
-                format!("`{field}` is required (a string)"),
-            ));
-        };
-        match headers.get_decoded(headers::NAME) {
-            None => {
-                return Err(Rejection::header(
-                    id,
-                    format!("the Mcp-Name header is required on {m}"),
-                ));
-            }
-            Some(Err(e)) => return Err(Rejection::header(id, e.to_string())),
-            Some(Ok(h)) if h != body_name => {
-                return Err(Rejection::header(
-                    id,
-                    format!("Mcp-Name header value '{h}' does not match body value '{body_name}'"),
-                ));
-            }
-            Some(Ok(_)) => {}
-        }
-        if m == method::TOOLS_CALL
-            && let Some(tool) = registry.find_tool(body_name)
-        {
-            let mirrored = headers::mirrored_params(&tool.input_schema);
-            if !mirrored.is_empty() {
-                let empty = Value::Object(Map::new());
-                let args = params.get("arguments").unwrap_or(&empty);
-                headers::check_mirrored_params(headers, &mirrored, args)
-                    .map_err(|e| Rejection::header(id, e))?;
-            }
-        }
+    if let Some(headers) = headers {
+        check_routing_headers(headers, id, m, p, registry)?;
     }
 
     // 7. A method of this revision.
-    if !METHODS.contains(&m) {
+    if !served(m, Revision::V2026_07_28) {
         return Err(Rejection::new(
             404,
             Some(id.clone()),
@@ -371,13 +257,10 @@ pub fn validate(
             )
         })?),
     };
-    let progress_token = meta
-        .get("progressToken")
-        .filter(|t| t.is_string() || t.is_number())
-        .cloned();
+    let progress_token = p.progress_token();
     let mut input = InputParams::default();
-    if INPUT_METHODS.contains(&m) {
-        match params.get("inputResponses") {
+    if method_spec(m).is_some_and(|s| s.takes_input) {
+        match &p.input_responses {
             None => {}
             Some(Value::Object(responses)) => {
                 for (k, v) in responses {
@@ -394,25 +277,79 @@ pub fn validate(
             }
             Some(_) => return Err(Rejection::params(id, "inputResponses must be an object")),
         }
-        match params.get("requestState") {
+        match &p.request_state {
             None => {}
             Some(Value::String(s)) => input.request_state = Some(s.clone()),
             Some(_) => return Err(Rejection::params(id, "requestState must be a string")),
         }
     }
 
-    Ok(Validated::Request(Box::new(ModernRequest {
-        id: req.id.clone(),
-        method: req.method.clone(),
+    Ok(PerRequest {
         meta: RequestMeta {
-            protocol_version: meta_version,
+            protocol_version: meta_version.to_string(),
             client_capabilities,
             client_info,
             log_level,
             progress_token,
         },
-        params,
         input,
-        principal: headers.principal.clone(),
-    })))
+        principal: headers.and_then(|h| h.principal.clone()),
+    })
+}
+
+fn check_routing_headers(
+    headers: &RequestHeaders,
+    id: &Id,
+    m: &str,
+    p: &Params,
+    registry: &Registry,
+) -> Result<(), Rejection> {
+    match headers.get(headers::METHOD) {
+        None => return Err(Rejection::header(id, "the Mcp-Method header is required")),
+        Some(Err(e)) => return Err(Rejection::header(id, e.to_string())),
+        Some(Ok(h)) if h != m => {
+            return Err(Rejection::header(
+                id,
+                format!("Mcp-Method header value '{h}' does not match body value '{m}'"),
+            ));
+        }
+        Some(Ok(_)) => {}
+    }
+    let (field, value) = match m {
+        method::TOOLS_CALL | method::PROMPTS_GET => ("name", &p.name),
+        method::RESOURCES_READ => ("uri", &p.uri),
+        _ => return Ok(()),
+    };
+    let Some(Value::String(body_name)) = value else {
+        return Err(Rejection::params(
+            id,
+            format!("`{field}` is required (a string)"),
+        ));
+    };
+    match headers.get_decoded(headers::NAME) {
+        None => {
+            return Err(Rejection::header(
+                id,
+                format!("the Mcp-Name header is required on {m}"),
+            ));
+        }
+        Some(Err(e)) => return Err(Rejection::header(id, e.to_string())),
+        Some(Ok(h)) if h != *body_name => {
+            return Err(Rejection::header(
+                id,
+                format!("Mcp-Name header value '{h}' does not match body value '{body_name}'"),
+            ));
+        }
+        Some(Ok(_)) => {}
+    }
+    if m == method::TOOLS_CALL
+        && let Some(tool) = registry.find_tool(body_name)
+        && !tool.mirrored_params().is_empty()
+    {
+        let empty = Value::Object(serde_json::Map::new());
+        let args = p.arguments.as_ref().unwrap_or(&empty);
+        headers::check_mirrored_params(headers, tool.mirrored_params(), args)
+            .map_err(|e| Rejection::header(id, e))?;
+    }
+    Ok(())
 }
