@@ -21,6 +21,7 @@
 #                             1.32.2; the suites' own ranges float, so a new SDK release could
 #                             change the harness); the run fails if npm installed another one
 #   ERLMCP_BIN                use this binary instead of building one with `cargo build -p erlmcp-node`
+#   CARGO_TARGET_DIR          where that build goes (default target/); the binary is taken from there
 #
 # Installs Node 22 from the npm registry (the suite needs Node >= 22) and each suite under
 # target/conformance/ (reused by later runs), writes each node's log and the suite's per-check
@@ -60,7 +61,7 @@ export PATH="$NODE_BIN:$PATH"
 if [ -z "${ERLMCP_BIN:-}" ]; then
   echo "== cargo build -p erlmcp-node"
   cargo build -q -p erlmcp-node
-  ERLMCP_BIN="$ROOT/target/debug/erlmcp"
+  ERLMCP_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/erlmcp"
 fi
 if [ ! -x "$ERLMCP_BIN" ]; then
   echo "error: no erlmcp binary at $ERLMCP_BIN" >&2
