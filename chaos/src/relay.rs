@@ -1104,14 +1104,7 @@ mod tests {
         );
         let t0 = Instant::now();
         send(&c, &relay, b"late").await;
-        let mut buf = [0u8; 16];
         // A lower bound cannot be flaky: the relay never sends before the delay is over.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(50), c.recv(&mut buf))
-                .await
-                .is_err(),
-            "arrived within 50 ms despite a 200 ms delay"
-        );
         assert_eq!(recv(&c).await, b"late");
         assert!(
             t0.elapsed() >= Duration::from_millis(200),

@@ -21,11 +21,18 @@
 #                             1.32.2; the suites' own ranges float, so a new SDK release could
 #                             change the harness); the run fails if npm installed another one
 #   ERLMCP_BIN                use this binary instead of building one with `cargo build -p erlmcp-node`
+#   CARGO_TARGET_DIR          where that build goes (default target/); the binary is taken from there
 #
 # Installs Node 22 from the npm registry (the suite needs Node >= 22) and each suite under
 # target/conformance/ (reused by later runs), writes each node's log and the suite's per-check
 # results (-o) there, prints each run's `Total: N passed, N failed` line, then one line per run
 # and a combined `conformance: N passed, N failed` last. Exits non-zero if any run failed.
+#
+# Warnings (SHOULD-level checks with status WARNING; the suite's exit code ignores them, and in
+# `--suite` mode they are only in the per-check results) are counted per run from the results
+# and printed, one `<scenario> <check-id>` line each. A warning not listed for its run in
+# tests/conformance/warnings-baseline.txt (the ones accepted today) fails the run and counts as a
+# failed check; an accepted warning that no longer occurs is reported so it can be removed.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -60,7 +67,7 @@ export PATH="$NODE_BIN:$PATH"
 if [ -z "${ERLMCP_BIN:-}" ]; then
   echo "== cargo build -p erlmcp-node"
   cargo build -q -p erlmcp-node
-  ERLMCP_BIN="$ROOT/target/debug/erlmcp"
+  ERLMCP_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/erlmcp"
 fi
 if [ ! -x "$ERLMCP_BIN" ]; then
   echo "error: no erlmcp binary at $ERLMCP_BIN" >&2
@@ -134,7 +141,67 @@ start_node() {
 SUMMARY=()
 TOTAL_PASSED=0
 TOTAL_FAILED=0
+TOTAL_WARNINGS=0
 STATUS=0
+BASELINE="$HERE/warnings-baseline.txt"
+
+# Prints the WARNING checks in results directory $1 (the suite's -o: one `server-<scenario>-<time>`
+# directory per scenario, each with a checks.json), sorted, one `<scenario> <check-id>` line each.
+list_warnings() {
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const dir = process.argv[1], out = [];
+    for (const d of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      const f = path.join(dir, d, "checks.json");
+      if (!fs.existsSync(f)) continue;
+      const scenario = d.replace(/^server-/, "").replace(/-\d{4}-\d{2}-\d{2}T[\d-]+Z$/, "");
+      for (const c of JSON.parse(fs.readFileSync(f, "utf8")))
+        if (c.status === "WARNING") out.push(`${scenario} ${c.id}`);
+    }
+    out.sort();
+    if (out.length) console.log(out.join("\n"));
+  ' "$1"
+}
+
+# Prints the baseline's accepted warnings for run $1, one `<scenario> <check-id>` line each.
+accepted_warnings() {
+  if [ -f "$BASELINE" ]; then
+    awk -v run="$1" '$1 == run && NF >= 3 { print $2 " " $3 }' "$BASELINE" | sort
+  fi
+}
+
+# Counts, prints and checks the warnings of run $1 (results in $2) against the baseline. Sets
+# WARN_NEW to the number of warnings not accepted for this run, WARN_ALL to the number of all.
+check_warnings() {
+  local tag="$1" out="$2" w accepted line new=""
+  w="$(list_warnings "$out")"
+  accepted="$(accepted_warnings "$tag")"
+  WARN_ALL=0
+  WARN_NEW=0
+  if [ -n "$w" ]; then
+    WARN_ALL="$(grep -c . <<<"$w")"
+  fi
+  echo "Warnings: $WARN_ALL"
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    if grep -qxF "$line" <<<"$accepted"; then
+      echo "  warning (accepted in the baseline): $line"
+    else
+      echo "  warning (NEW, not in $BASELINE): $line"
+      WARN_NEW=$((WARN_NEW + 1))
+      new="$new${new:+, }$line"
+    fi
+  done <<<"$w"
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    if ! grep -qxF "$line" <<<"$w"; then
+      echo "  note: the accepted warning \"$tag $line\" no longer occurs; remove it from $BASELINE"
+    fi
+  done <<<"$accepted"
+  if [ "$WARN_NEW" -gt 0 ]; then
+    echo "error: $WARN_NEW new conformance warning(s) in run $tag: $new; fix them or, if accepted, add \"$tag <scenario> <check-id>\" lines to $BASELINE" >&2
+  fi
+}
 
 # One run: suite version $1, spec version $2 (may be empty), then the suite's arguments.
 run_one() {
@@ -193,7 +260,14 @@ run_one() {
       TOTAL_FAILED=$((TOTAL_FAILED + 1))
     fi
   fi
-  SUMMARY+=("$tag: $total (exit $status)")
+  check_warnings "$tag" "$out"
+  TOTAL_WARNINGS=$((TOTAL_WARNINGS + WARN_ALL))
+  if [ "$WARN_NEW" -gt 0 ]; then
+    STATUS=1
+    # Each new warning counts as a failed check.
+    TOTAL_FAILED=$((TOTAL_FAILED + WARN_NEW))
+  fi
+  SUMMARY+=("$tag: $total, $WARN_ALL warnings ($WARN_NEW new) (exit $status)")
 }
 
 if [ "$#" -gt 0 ] || [ -n "${CONFORMANCE_VERSION:-}" ] || [ -n "${CONFORMANCE_SPEC_VERSION:-}" ]; then
@@ -208,6 +282,7 @@ echo "== conformance summary"
 for line in "${SUMMARY[@]}"; do
   echo "  $line"
 done
+echo "conformance warnings: $TOTAL_WARNINGS (baseline: $BASELINE; new ones count as failed)"
 # One combined line, last, for whoever reads only the end.
 echo "conformance: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
 exit "$STATUS"

@@ -327,17 +327,21 @@ mod tests {
         let (cr, cw) = tokio::io::split(client);
         let mut conn = LineConn::new(cr, cw, None);
         let t0 = Instant::now();
-        let e = conn
-            .request(
+        // The outer bound only keeps a broken deadline from hanging the test.
+        let e = tokio::time::timeout(
+            Duration::from_secs(60),
+            conn.request(
                 &json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
                 1,
                 t0 + Duration::from_millis(100),
-            )
-            .await
-            .expect_err("timeout");
+            ),
+        )
+        .await
+        .expect("the request ends at its deadline")
+        .expect_err("timeout");
         assert!(matches!(e, CallError::Timeout(_)), "{e:?}");
+        // A lower bound: a timer never fires early, however busy the machine.
         assert!(t0.elapsed() >= Duration::from_millis(100));
-        assert!(t0.elapsed() < Duration::from_secs(5));
         assert!(!conn.usable(), "a timed-out connection is not reused");
     }
 }

@@ -532,7 +532,6 @@ fn register_prompts(registry: &mut Registry) {
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-    use std::time::Instant;
 
     use base64::Engine as _;
     use futures::future::BoxFuture;
@@ -553,13 +552,13 @@ mod tests {
         Request(String, Value),
     }
 
-    /// A session + client double: records what the handler sends (with the time since the
-    /// peer was made), filters logs by level as the session does, and answers sampling and
-    /// elicitation with the suite's canned responses (or refuses them like a session whose
-    /// client did not declare the capability).
+    /// A session + client double: records what the handler sends, in order, filters logs by
+    /// level as the session does, and answers sampling and elicitation with the suite's canned
+    /// responses (or refuses them like a session whose client did not declare the capability).
     struct FakePeer {
-        start: Instant,
-        events: Mutex<Vec<(Duration, Event)>>,
+        events: Mutex<Vec<Event>>,
+        /// Cancelled as the handler's first event is recorded (see `call_cancelled_at_first_event`).
+        cancel_at_first_event: Mutex<Option<CancellationToken>>,
         log_level: Option<LogLevel>,
         sampling: Option<Value>,
         elicitation: Option<Value>,
@@ -568,8 +567,8 @@ mod tests {
     impl FakePeer {
         fn new() -> Self {
             Self {
-                start: Instant::now(),
                 events: Mutex::new(Vec::new()),
+                cancel_at_first_event: Mutex::new(None),
                 log_level: None,
                 sampling: Some(json!({
                     "role": "assistant",
@@ -583,12 +582,12 @@ mod tests {
             }
         }
         fn record(&self, e: Event) {
-            self.events.lock().unwrap().push((self.start.elapsed(), e));
+            self.events.lock().unwrap().push(e);
+            if let Some(cancel) = self.cancel_at_first_event.lock().unwrap().take() {
+                cancel.cancel();
+            }
         }
         fn events(&self) -> Vec<Event> {
-            self.timed().into_iter().map(|(_, e)| e).collect()
-        }
-        fn timed(&self) -> Vec<(Duration, Event)> {
             self.events.lock().unwrap().clone()
         }
         fn requests(&self) -> Vec<(String, Value)> {
@@ -683,6 +682,25 @@ mod tests {
 
     async fn call(name: &str, args: Value) -> (Value, Arc<FakePeer>) {
         call_with(FakePeer::new(), name, args, None).await
+    }
+
+    /// Like `call_with` (no arguments), with the request cancelled as the tool's first event
+    /// reaches the peer: the cancellation happens inside that send, before the tool can go on,
+    /// so what the tool does next does not depend on timing.
+    async fn call_cancelled_at_first_event(
+        peer: FakePeer,
+        name: &str,
+        token: Option<Value>,
+    ) -> (Value, Arc<FakePeer>) {
+        let peer = Arc::new(peer);
+        let ctx = ctx_with(&peer, token);
+        *peer.cancel_at_first_event.lock().unwrap() = Some(ctx.cancel.clone());
+        let tool = registry().find_tool(name).expect(name);
+        let r = tool
+            .call(ctx, json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: protocol error {e:?}"));
+        (serde_json::to_value(r).unwrap(), peer)
     }
 
     fn text_result(text: &str) -> Value {
@@ -889,19 +907,30 @@ mod tests {
         peer.log_level = Some(LogLevel::Debug);
         let (r, peer) = call_with(peer, "test_tool_with_logging", json!({}), None).await;
         assert_eq!(r, text_result("Tool with logging executed successfully"));
-        let timed = peer.timed();
-        let logs: Vec<&Event> = timed.iter().map(|(_, e)| e).collect();
         assert_eq!(
-            logs,
+            peer.events(),
             [
-                &Event::Log(LogLevel::Info, None, json!("Tool execution started")),
-                &Event::Log(LogLevel::Info, None, json!("Tool processing data")),
-                &Event::Log(LogLevel::Info, None, json!("Tool execution completed")),
+                Event::Log(LogLevel::Info, None, json!("Tool execution started")),
+                Event::Log(LogLevel::Info, None, json!("Tool processing data")),
+                Event::Log(LogLevel::Info, None, json!("Tool execution completed")),
             ]
         );
-        assert!(
-            timed[2].0 - timed[0].0 >= Duration::from_millis(90),
-            "~50 ms apart"
+
+        // Between two messages the tool waits (like the reference, which pauses ~50 ms), and
+        // the wait ends on cancellation: cancelled once its first message is out, it sends no
+        // other and fails instead of answering.
+        let mut cancelled = FakePeer::new();
+        cancelled.log_level = Some(LogLevel::Debug);
+        let (r, cancelled) =
+            call_cancelled_at_first_event(cancelled, "test_tool_with_logging", None).await;
+        assert_eq!(r, error_result("cancelled"));
+        assert_eq!(
+            cancelled.events(),
+            [Event::Log(
+                LogLevel::Info,
+                None,
+                json!("Tool execution started")
+            )]
         );
 
         // The session's level is honoured: above info, nothing goes out; the call still works.
@@ -939,14 +968,11 @@ mod tests {
             );
             let ps = progress_of(&peer.events());
             assert_eq!(ps.len(), 3);
-            let mut last = -1.0;
             for (p, step) in ps.iter().zip([0.0, 50.0, 100.0]) {
                 assert_eq!(p["progressToken"], token, "token echoed with its JSON type");
                 assert_eq!(p["progress"].as_f64(), Some(step));
                 assert_eq!(p["total"].as_f64(), Some(100.0));
                 assert_eq!(p["message"], format!("Completed step {step} of 100"));
-                assert!(p["progress"].as_f64().unwrap() >= last);
-                last = p["progress"].as_f64().unwrap();
             }
         }
         // Without a token: no notifications.
@@ -957,16 +983,18 @@ mod tests {
 
     #[tokio::test]
     async fn progress_tool_stops_when_cancelled() {
-        let peer = Arc::new(FakePeer::new());
-        let ctx = ctx_with(&peer, Some(json!(7)));
-        let cancel = ctx.cancel.clone();
-        let tool = registry().find_tool("test_tool_with_progress").unwrap();
-        let call = tokio::spawn(async move { tool.call(ctx, json!({})).await });
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        cancel.cancel();
-        let r = call.await.unwrap().unwrap();
-        assert!(r.is_error);
-        assert_eq!(progress_of(&peer.events()).len(), 1);
+        // Cancelled as its first progress notification goes out: the tool sees the cancellation
+        // before its next step and fails with no further notification.
+        let (r, peer) = call_cancelled_at_first_event(
+            FakePeer::new(),
+            "test_tool_with_progress",
+            Some(json!(7)),
+        )
+        .await;
+        assert_eq!(r, error_result("cancelled"));
+        let ps = progress_of(&peer.events());
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(ps[0]["progress"].as_f64(), Some(0.0));
     }
 
     #[tokio::test]
@@ -1202,25 +1230,22 @@ mod tests {
 
     #[tokio::test]
     async fn reconnection_tool_closes_its_stream_then_answers_later() {
-        let peer = Arc::new(FakePeer::new());
-        let tool = registry().find_tool("test_reconnection").unwrap();
-        let started = Instant::now();
-        let r = tool.call(ctx_with(&peer, None), json!({})).await.unwrap();
-        let finished = started.elapsed();
+        let (r, peer) = call("test_reconnection", json!({})).await;
         assert_eq!(
-            serde_json::to_value(r).unwrap(),
+            r,
             text_result(
                 "Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure."
             )
         );
-        let timed = peer.timed();
-        assert_eq!(timed.len(), 1);
-        assert_eq!(timed[0].1, Event::CloseStream);
-        assert!(timed[0].0 < Duration::from_millis(50), "closed first");
-        assert!(
-            finished >= Duration::from_millis(100),
-            "result ~100 ms after the close"
-        );
+        // The stream closed, then (on return) the result.
+        assert_eq!(peer.events(), [Event::CloseStream]);
+        // Between the close and the result the tool works (the reference: ~100 ms, for the
+        // client to reconnect): cancelled once the stream is closed, it fails instead of
+        // answering.
+        let (r, peer) =
+            call_cancelled_at_first_event(FakePeer::new(), "test_reconnection", None).await;
+        assert_eq!(r, error_result("cancelled"));
+        assert_eq!(peer.events(), [Event::CloseStream]);
     }
 
     #[tokio::test]
