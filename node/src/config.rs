@@ -10,7 +10,7 @@
 //! | `--admin ADDR` | `admin` | `127.0.0.1:7404` (none with `--stdio`) |
 //! | `--allowed-hosts H,...` | `allowed_hosts` | loopback names when `http` is loopback, else any |
 //! | `--allowed-origins O,...` | `allowed_origins` | `http(s)://` loopback names when loopback, else same-origin |
-//! | `--fixtures PACK,...` | `fixtures` | none (packs: `conformance`) |
+//! | `--fixtures PACK,...` | `fixtures` | none (packs: `conformance`, `testing`) |
 //! | `--log-format text\|json` | `log_format` | `text` |
 //! | `--shutdown-grace 10s` | `shutdown_grace_ms` | `10000` |
 //! | `--stdio` | `stdio` | `false` |

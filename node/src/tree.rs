@@ -41,12 +41,13 @@ use crate::pump::Drain;
 use crate::{admin, http, quic, stdio, tcp};
 
 /// Fixture packs `--fixtures` can add (opt-in; never served by default).
-pub const FIXTURE_PACKS: &[&str] = &["conformance"];
+pub const FIXTURE_PACKS: &[&str] = &["conformance", "testing"];
 
 /// The registration function of a fixture pack.
 pub fn fixture_pack(name: &str) -> Option<fn(&mut Registry)> {
     match name {
         "conformance" => Some(register_conformance),
+        "testing" => Some(erlmcp_packs::testing::register),
         _ => None,
     }
 }

@@ -4,7 +4,8 @@
 //! - [`core`]: every node serves it: `echo`, `add`, the session-state tools, `sleep`,
 //!   `node_info`, their resources and a prompt;
 //! - [`conformance`]: the fixtures the official MCP conformance suite expects (opt-in,
-//!   `--fixtures conformance`), for both revisions.
+//!   `--fixtures conformance`), for both revisions;
+//! - [`testing`]: tools that fail on purpose (opt-in, `--fixtures testing`).
 
 #![warn(missing_docs)]
 
@@ -12,6 +13,7 @@ use erlmcp_runtime::registry::Registry;
 
 pub mod conformance;
 pub mod core;
+pub mod testing;
 
 /// A registry with only the `core` pack.
 pub fn core_registry() -> Registry {

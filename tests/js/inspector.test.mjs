@@ -139,7 +139,7 @@ describe('MCP Inspector CLI over Streamable HTTP', { concurrency: 2, timeout: 30
     const { result } = JSON.parse(kv.stdout);
     if (result.isError) {
       assert.equal(kv.code, 5, `${kv.command}\n${kv.stdout}\n${kv.stderr}`);
-      assert.match(result.content[0].text, /needs a session/);
+      assert.match(result.content[0].text, /session_open/);
     } else {
       assert.equal(kv.code, 0, `${kv.command}\n${kv.stdout}\n${kv.stderr}`);
       assert.deepEqual(result.structuredContent, { key: 'k', found: false, value: null });
