@@ -25,6 +25,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read: the biggest, a cluster view, is a few hundred bytes per member.
 const MAX_RESPONSE: usize = 16 << 20;
+/// The endpoints that take the bearer token.
+const CHAOS_PREFIX: &str = "/admin/chaos/";
 /// How much of an unexpected body an error quotes.
 const QUOTE_CHARS: usize = 2000;
 
@@ -209,7 +211,8 @@ impl fmt::Debug for AdminClientBuilder {
 }
 
 impl AdminClientBuilder {
-    /// The bearer token of the fault-injection endpoints (`--admin-token`).
+    /// The bearer token of the fault-injection endpoints (`--admin-token`); sent with
+    /// `/admin/chaos/*` requests only.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
         self
@@ -408,7 +411,10 @@ impl AdminClient {
             .timeout(self.timeout)
             .header(ACCEPT, "application/json")
             .header(CONNECTION, "close");
-        if let Some(b) = &self.bearer {
+        // The token opens the fault-injection endpoints only; other requests go without it.
+        if let Some(b) = &self.bearer
+            && path.starts_with(CHAOS_PREFIX)
+        {
             req = req.header(reqwest::header::AUTHORIZATION, b.clone());
         }
         if let Some(body) = body {
