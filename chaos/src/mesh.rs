@@ -15,8 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use erlmcp_net::admin::AdminClient;
 
 use crate::relay::{Direction, LinkFault, Relay};
 use crate::tcp_proxy::TcpProxy;
@@ -27,45 +26,20 @@ pub const CHAOS_TOKEN: &str = "erlmcp-chaos";
 
 /// How long a node may take to answer its admin API after a (re)start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on one admin request of the harness, connecting included: the harness polls, so a
+/// stuck node costs one poll, not the run.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One HTTP/1.1 request to an admin API; returns status and JSON body (`Null` if not JSON).
-pub async fn admin_request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> anyhow::Result<(u16, Value)> {
-    let run = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let body = body.unwrap_or("");
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await?;
-        let mut text = Vec::new();
-        s.read_to_end(&mut text).await?;
-        Ok::<_, std::io::Error>(text)
-    };
-    let text = tokio::time::timeout(Duration::from_secs(5), run)
-        .await
-        .map_err(|_| anyhow!("the admin API at {addr} did not answer within 5 s"))?
-        .with_context(|| format!("cannot reach the admin API at {addr}"))?;
-    let text = String::from_utf8_lossy(&text);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("bad HTTP answer from {addr}"))?;
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("bad HTTP status line from {addr}: {head}"))?;
-    // axum answers with Content-Length here, so the body is the rest.
-    Ok((code, serde_json::from_str(body).unwrap_or(Value::Null)))
+/// A client of the admin API at `addr` with the harness's timeouts, and `token` for the
+/// fault-injection endpoints.
+pub fn admin_client(addr: &str, token: Option<&str>) -> anyhow::Result<AdminClient> {
+    let mut b = AdminClient::builder(addr)
+        .connect_timeout(ADMIN_TIMEOUT)
+        .timeout(ADMIN_TIMEOUT);
+    if let Some(t) = token {
+        b = b.token(t);
+    }
+    Ok(b.build()?)
 }
 
 /// Ports for nodes come from below Linux's ephemeral range (32768–60999): while a node is down
@@ -213,11 +187,10 @@ impl LocalNode {
 }
 
 async fn wait_healthy(admin: &str, name: &str, within: Duration) -> anyhow::Result<()> {
+    let client = admin_client(admin, None)?;
     let deadline = Instant::now() + within;
     loop {
-        if let Ok((200, v)) = admin_request(admin, "GET", "/ready", None, None).await
-            && v["status"] == "ready"
-        {
+        if client.ready().await.is_ok_and(|r| r.is_ready()) {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -327,14 +300,13 @@ impl Mesh {
     pub async fn attach(admins: &[String]) -> anyhow::Result<Self> {
         let mut nodes = Vec::new();
         for admin in admins {
-            let (code, stats) = admin_request(admin, "GET", "/admin/stats", None, None).await?;
-            if code != 200 {
-                bail!("{admin}/admin/stats answered {code}: {stats}");
-            }
-            let name = stats["node"].as_str().unwrap_or(admin).to_string();
+            let stats = admin_client(admin, None)?.stats().await?;
+            let name = stats.node;
             let at = |k: &str| {
-                stats["listeners"][k]
-                    .as_str()
+                stats
+                    .listeners
+                    .get(k)
+                    .and_then(Option::as_deref)
                     .and_then(|a| a.parse::<SocketAddr>().ok())
             };
             nodes.push((
@@ -405,15 +377,24 @@ impl Mesh {
             .ok_or_else(|| anyhow!("no node {name}"))
     }
 
+    /// A client of `name`'s admin API, with the mesh's token when it has one.
+    pub fn admin(&self, name: &str) -> anyhow::Result<AdminClient> {
+        admin_client(&self.admin_of(name)?, self.token().as_deref())
+    }
+
     async fn signal(&self, name: &str, sig: &str) -> anyhow::Result<()> {
         match self {
             Mesh::Local { .. } => self.local(name)?.signal(sig),
             Mesh::Attached { .. } => {
-                let admin = self.admin_of(name)?;
-                let (_, h) = admin_request(&admin, "GET", "/health", None, None).await?;
-                let pid = h["pid"]
-                    .as_u64()
-                    .ok_or_else(|| anyhow!("{admin}/health has no pid: {h}"))?;
+                let admin = self.admin(name)?;
+                let h = admin.health().await?;
+                let pid = h
+                    .pid
+                    .ok_or_else(|| anyhow!("{}/health has no pid: {h:?}", admin.addr()))?;
+                // 0 and 1 would signal a process group or init.
+                if pid <= 1 {
+                    bail!("refusing to signal pid {pid} from {}/health", admin.addr());
+                }
                 let ok = Command::new("kill")
                     .args([sig, &pid.to_string()])
                     .status()?

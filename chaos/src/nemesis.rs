@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
-use serde_json::json;
+use anyhow::{Context, bail};
+use erlmcp_net::admin::KillRequest;
 
 use crate::history::FaultWindow;
-use crate::mesh::{Mesh, admin_request};
+use crate::mesh::Mesh;
 use crate::relay::LinkFault;
 use crate::rng::SplitMix64;
 use crate::scenario::{FaultKind, FaultSpec, PartitionMode};
@@ -174,24 +174,23 @@ fn note(j: &SharedJournal, start: Instant, line: String) {
 }
 
 async fn actor_kill(mesh: &Mesh, node: &str, f: &FaultSpec) -> anyhow::Result<String> {
-    let admin = mesh.admin_of(node)?;
-    let token = mesh
-        .token()
-        .ok_or_else(|| anyhow!("no admin token (set ERLMCP_CHAOS_TOKEN when attaching)"))?;
-    let body =
-        json!({"kind": f.actor.as_deref().unwrap_or("shard"), "id": f.id.as_deref().unwrap_or("")});
-    let (code, v) = admin_request(
-        &admin,
-        "POST",
-        "/admin/chaos/kill",
-        Some(&token),
-        Some(&body.to_string()),
-    )
-    .await?;
-    if code != 200 {
-        bail!("{node}: /admin/chaos/kill answered {code}: {v}");
+    if mesh.token().is_none() {
+        bail!("no admin token (set ERLMCP_CHAOS_TOKEN when attaching)");
     }
-    Ok(v["killed"].as_str().unwrap_or("?").to_string())
+    let id = f.id.clone().unwrap_or_default();
+    let what = match f.actor.as_deref().unwrap_or("shard") {
+        "shard" => KillRequest::Shard,
+        "session" => KillRequest::Session { id },
+        "child" => KillRequest::Child { id },
+        // The scenario's validation refuses other kinds.
+        other => bail!("{node}: unknown actor kind {other:?}"),
+    };
+    let killed = mesh
+        .admin(node)?
+        .kill(&what)
+        .await
+        .with_context(|| format!("{node}: actor kill"))?;
+    Ok(killed.killed)
 }
 
 /// Applies one fault (for its whole window, when it has one) and reverts it.

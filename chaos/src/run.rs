@@ -12,12 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
-use serde_json::Value;
 
 use crate::check::convergence::{self, NodeView};
 use crate::check::{CheckResult, availability, deadlines, linearizable, lost_writes};
 use crate::history::{History, Outcome};
-use crate::mesh::{Mesh, admin_request};
+use crate::mesh::{Mesh, admin_client};
 use crate::nemesis::{self, Journal};
 use crate::report::Report;
 use crate::report::progress::Progress;
@@ -44,30 +43,27 @@ const FORM_TIMEOUT: Duration = Duration::from_secs(60);
 async fn views(mesh: &Mesh) -> Vec<NodeView> {
     let mut out = Vec::new();
     for (name, admin) in mesh.admins() {
-        let cluster = admin_request(&admin, "GET", "/admin/cluster", None, None).await;
-        let tree = admin_request(&admin, "GET", "/admin/tree", None, None).await;
-        let (reachable, members) = match &cluster {
-            Ok((200, v)) => (
-                true,
-                v["members"]
-                    .as_array()
-                    .map(|ms| {
-                        ms.iter()
-                            .map(|m| {
-                                (
-                                    m["name"].as_str().unwrap_or_default().to_string(),
-                                    m["state"].as_str().unwrap_or_default().to_string(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+        let (cluster, tree) = match admin_client(&admin, None) {
+            Ok(c) => (
+                c.cluster().await.map_err(anyhow::Error::from),
+                c.tree().await.map_err(anyhow::Error::from),
             ),
-            _ => (false, Vec::new()),
+            Err(e) => (Err(anyhow::anyhow!("{e:#}")), Err(e)),
+        };
+        let (reachable, members) = match &cluster {
+            Ok(view) => (
+                true,
+                view.members
+                    .iter()
+                    .map(|m| (m.name.clone(), m.state.to_string()))
+                    .collect(),
+            ),
+            Err(_) => (false, Vec::new()),
         };
         let tree_problem = match &tree {
-            Ok((200, t)) => missing_in_tree(t, ""),
-            Ok((code, v)) => Some(format!("/admin/tree answered {code}: {v}")),
+            Ok(t) => t
+                .first_not_running()
+                .map(|path| format!("{path} is not running")),
             Err(e) => Some(format!("{e:#}")),
         };
         out.push(NodeView {
@@ -79,24 +75,6 @@ async fn views(mesh: &Mesh) -> Vec<NodeView> {
         });
     }
     out
-}
-
-/// The first child of the supervision tree that is not running, as a path.
-fn missing_in_tree(t: &Value, parent: &str) -> Option<String> {
-    let id = t["id"].as_str().unwrap_or("?");
-    let path = if parent.is_empty() {
-        id.to_string()
-    } else {
-        format!("{parent}/{id}")
-    };
-    if t["actor_id"].is_null() {
-        return Some(format!("{path} is not running"));
-    }
-    t["children"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|c| missing_in_tree(c, &path))
 }
 
 /// Polls until every node sees every expected member up and its tree whole, or `within`.

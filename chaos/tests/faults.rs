@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use erlmcp_chaos::mesh::{Mesh, admin_request};
+use erlmcp_chaos::mesh::Mesh;
 use erlmcp_chaos::nemesis::{self, Journal, Planned};
 use erlmcp_chaos::scenario::Scenario;
-use serde_json::Value;
+use erlmcp_net::admin::ClusterView;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -31,28 +31,15 @@ fn planned(fault: &str) -> Planned {
     nemesis::plan(&s.faults, &names(), 1).remove(0)
 }
 
-async fn view(mesh: &Mesh, node: &str) -> Value {
-    let admin = mesh.admin_of(node).unwrap();
-    match admin_request(&admin, "GET", "/admin/cluster", None, None).await {
-        Ok((200, v)) => v,
-        _ => Value::Null,
-    }
+/// `node`'s member view, `None` while its admin API does not give one.
+async fn view(mesh: &Mesh, node: &str) -> Option<ClusterView> {
+    mesh.admin(node).unwrap().cluster().await.ok()
 }
 
-fn states(v: &Value) -> BTreeMap<String, (String, u64)> {
-    v["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            (
-                m["name"].as_str().unwrap_or_default().to_string(),
-                (
-                    m["state"].as_str().unwrap_or_default().to_string(),
-                    m["incarnation"].as_u64().unwrap_or(0),
-                ),
-            )
-        })
+fn states(v: &Option<ClusterView>) -> BTreeMap<String, (String, u64)> {
+    v.iter()
+        .flat_map(|v| &v.members)
+        .map(|m| (m.name.clone(), (m.state.to_string(), m.incarnation)))
         .collect()
 }
 
@@ -70,7 +57,7 @@ async fn wait_sees(mesh: &Mesh, node: &str, want: &[(&str, &str)]) {
         }
         assert!(
             Instant::now() < deadline,
-            "{node} never saw {want:?}: {v:#}"
+            "{node} never saw {want:?}: {v:#?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -89,25 +76,12 @@ async fn incarnation(mesh: &Mesh, seen_by: &str, of: &str) -> u64 {
         .map_or(0, |(_, i)| *i)
 }
 
-/// Restart count of the child at `path` in `node`'s supervision tree.
+/// Restart count of the child at `path` in `node`'s supervision tree (0 while unknown).
 async fn restarts(mesh: &Mesh, node: &str, path: &[&str]) -> u64 {
-    let admin = mesh.admin_of(node).unwrap();
-    let Ok((200, mut t)) = admin_request(&admin, "GET", "/admin/tree", None, None).await else {
+    let Ok(t) = mesh.admin(node).unwrap().tree().await else {
         return 0;
     };
-    let mut r = 0;
-    for id in path {
-        let Some(c) = t["children"]
-            .as_array()
-            .and_then(|c| c.iter().find(|x| x["id"] == *id))
-            .cloned()
-        else {
-            return 0;
-        };
-        r = c["restarts"].as_u64().unwrap_or(0);
-        t = c;
-    }
-    r
+    t.find(path).map_or(0, |c| u64::from(c.restarts))
 }
 
 async fn wait_until<F, Fut>(what: &str, mut f: F)
@@ -317,11 +291,11 @@ async fn every_fault_takes_effect_and_heals() {
     let p = planned("kind = 'latency'\nat = '0s'\nduration = '1s'\ndelay = '120ms'");
     apply(&mesh, &p).await;
     wait_until("RTT above 120 ms", || async {
-        view(&mesh, "node0").await["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["rtt_us"].as_u64().is_some_and(|r| r >= 120_000))
+        view(&mesh, "node0")
+            .await
+            .iter()
+            .flat_map(|v| &v.members)
+            .any(|m| m.rtt_us.is_some_and(|r| r >= 120_000))
     })
     .await;
     revert(&mesh, &p).await;

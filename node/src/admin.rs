@@ -13,6 +13,10 @@
 //!   in the supervision tree). The actor is killed (no cleanup), its supervisor restarts it;
 //! - anything else → 404 `{"error":"not found"}`.
 //!
+//! The bodies are the types of [`erlmcp_net::admin`], declared there once for the node and its
+//! readers (`erlmcp status`, the chaos harness); every error body is an
+//! [`ErrorBody`] `{"error": MESSAGE}`.
+//!
 //! It binds in `pre_start` (a busy address fails the start, naming it) and stops serving in
 //! `post_stop`.
 
@@ -28,9 +32,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use erlmcp_actors::engine::Engine;
-use erlmcp_supervisors::{ChildSpec, Shutdown};
+use erlmcp_net::admin::{
+    ChildKind, ClusterCounters, ClusterView, ConnectionStats, ErrorBody, Health, KillRequest,
+    Killed, Member, MemberState, Probe, Readiness, SessionStats, Stats, TreeNode,
+};
+use erlmcp_supervisors::{ChildSpec, Shutdown, TreeSnapshot};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -154,12 +163,12 @@ fn router(ctx: Ctx) -> Router {
         .with_state(ctx)
 }
 
-async fn health(State(ctx): State<Ctx>) -> Json<Value> {
-    Json(json!({"status": "ok", "node": ctx.status.name, "pid": std::process::id()}))
+async fn health(State(ctx): State<Ctx>) -> Json<Health> {
+    Json(Health::ok(ctx.status.name.clone(), std::process::id()))
 }
 
 fn err(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, Json(json!({"error": msg.into()}))).into_response()
+    (code, Json(ErrorBody::new(msg))).into_response()
 }
 
 /// Kills one actor for the chaos harness (see the module docs).
@@ -184,35 +193,40 @@ async fn chaos_kill(
             "missing or wrong token: send Authorization: Bearer TOKEN (--admin-token)",
         );
     }
-    let req: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return err(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")),
+    let req = match parse_kill(&body) {
+        Ok(r) => r,
+        Err(msg) => return err(StatusCode::BAD_REQUEST, msg),
     };
-    let id = req["id"].as_str().unwrap_or_default();
-    let killed = match req["kind"].as_str() {
-        Some("session") => kill_session(&ctx, id).await,
-        Some("shard") => match ctx.engine.shards.get() {
+    let killed = match &req {
+        KillRequest::Session { id } => kill_session(&ctx, id).await,
+        KillRequest::Shard => match ctx.engine.shards.get() {
             Some(shard) => {
                 shard.kill();
                 Ok("shard".to_string())
             }
             None => Err((StatusCode::CONFLICT, "the shard is not running".to_string())),
         },
-        Some("child") => kill_child(&ctx, id).await,
-        other => Err((
-            StatusCode::BAD_REQUEST,
-            format!(
-                "unknown kind {other:?}: expected \"session\" (with id), \"shard\" or \"child\" (with id, a path like \"ClusterSup/Membership\")"
-            ),
-        )),
+        KillRequest::Child { id } => kill_child(&ctx, id).await,
     };
     match killed {
         Ok(what) => {
             tracing::warn!(killed = %what, "chaos: actor killed on request");
-            Json(json!({"killed": what})).into_response()
+            Json(Killed { killed: what }).into_response()
         }
         Err((code, msg)) => err(code, msg),
     }
+}
+
+/// The kill request in `body`, or the 400 message: not JSON, an unknown kind, or a known kind
+/// whose fields have the wrong types.
+fn parse_kill(body: &[u8]) -> Result<KillRequest, String> {
+    let req: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    KillRequest::deserialize(&req).map_err(|e| match req["kind"].as_str() {
+        Some(kind @ ("session" | "shard" | "child")) => format!("bad {kind} kill request: {e}"),
+        other => format!(
+            "unknown kind {other:?}: expected \"session\" (with id), \"shard\" or \"child\" (with id, a path like \"ClusterSup/Membership\")"
+        ),
+    })
 }
 
 async fn kill_session(ctx: &Ctx, id: &str) -> Result<String, (StatusCode, String)> {
@@ -297,131 +311,163 @@ async fn kill_child(ctx: &Ctx, path: &str) -> Result<String, (StatusCode, String
 }
 
 async fn ready(State(ctx): State<Ctx>) -> Response {
-    let waiting = ctx.status.not_ready(&ctx.engine);
-    if waiting.is_empty() {
-        Json(json!({"status": "ready"})).into_response()
+    let readiness = Readiness::from_waiting(ctx.status.not_ready(&ctx.engine));
+    if readiness.is_ready() {
+        Json(readiness).into_response()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "waiting_for": waiting})),
-        )
-            .into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(readiness)).into_response()
     }
 }
 
-async fn stats(State(ctx): State<Ctx>) -> Json<Value> {
+async fn stats(State(ctx): State<Ctx>) -> Json<Stats> {
     let connections = match ctx.engine.connections.get() {
         Some(sup) => match timeout(CALL_TIMEOUT, sup.count_children()).await {
-            Ok(Ok(c)) => json!({
-                "active": c.active,
-                "specs": c.specs,
-                "tcp_accepted": ctx.status.tcp_accepted.load(Ordering::Relaxed),
+            Ok(Ok(c)) => Probe::Ok(ConnectionStats {
+                active: c.active,
+                specs: c.specs,
+                tcp_accepted: ctx.status.tcp_accepted.load(Ordering::Relaxed),
             }),
-            Ok(Err(e)) => json!({"error": e.to_string()}),
-            Err(_) => json!({"error": "connection supervisor did not answer"}),
+            Ok(Err(e)) => Probe::unavailable(e.to_string()),
+            Err(_) => Probe::unavailable("connection supervisor did not answer"),
         },
-        None => json!({"error": "connection supervisor not running"}),
+        None => Probe::unavailable("connection supervisor not running"),
     };
     let sessions = match timeout(CALL_TIMEOUT, ctx.engine.stats())
         .await
         .ok()
         .flatten()
     {
-        Some(s) => json!({
-            "live": s.live,
-            "total": s.sessions,
-            "restarts": s.restarts,
-            "activations": s.activations,
+        Some(s) => Probe::Ok(SessionStats {
+            live: s.live,
+            total: s.sessions,
+            restarts: s.restarts,
+            activations: s.activations,
         }),
-        None => json!({"error": "shard not running or not answering"}),
+        None => Probe::unavailable("shard not running or not answering"),
     };
-    let listeners: serde_json::Map<String, Value> = ctx
+    let listeners = ctx
         .status
         .listeners()
         .into_iter()
-        .map(|(name, at)| (name.to_string(), json!(at)))
+        .map(|(name, at)| (name.to_string(), at))
         .collect();
-    Json(json!({
-        "node": ctx.status.name,
-        "connections": connections,
-        "sessions": sessions,
-        "listeners": listeners,
-    }))
+    Json(Stats {
+        node: ctx.status.name.clone(),
+        connections,
+        sessions,
+        listeners,
+    })
 }
 
 async fn tree(State(ctx): State<Ctx>) -> Response {
     let Some(root) = ctx.status.root.get() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "the tree is starting"})),
-        )
-            .into_response();
+        return err(StatusCode::SERVICE_UNAVAILABLE, "the tree is starting");
     };
     match timeout(CALL_TIMEOUT, root.snapshot()).await {
-        Ok(Ok(t)) => Json(json!(t)).into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "the tree did not answer"})),
-        )
-            .into_response(),
+        Ok(Ok(t)) => Json(tree_node(t)).into_response(),
+        Ok(Err(e)) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(_) => err(StatusCode::SERVICE_UNAVAILABLE, "the tree did not answer"),
+    }
+}
+
+/// A supervisor's snapshot as the admin API shows it.
+fn tree_node(t: TreeSnapshot) -> TreeNode {
+    TreeNode {
+        id: t.id,
+        kind: match t.kind {
+            erlmcp_supervisors::ChildKind::Worker => ChildKind::Worker,
+            erlmcp_supervisors::ChildKind::Supervisor => ChildKind::Supervisor,
+        },
+        actor_id: t.actor_id,
+        restarts: t.restarts,
+        children: t.children.into_iter().map(tree_node).collect(),
     }
 }
 
 /// The member view (`erlmcp status` prints it) plus the cluster's failure counters.
 async fn cluster(State(ctx): State<Ctx>) -> Response {
     let Some(cluster) = &ctx.status.cluster else {
-        return (
+        return err(
             StatusCode::NOT_FOUND,
-            Json(json!({"error": "this node runs without a cluster endpoint (--cluster)"})),
-        )
-            .into_response();
+            "this node runs without a cluster endpoint (--cluster)",
+        );
     };
     match timeout(CALL_TIMEOUT, cluster.snapshot()).await {
         Ok(Some(view)) => {
-            let mut body = json!(view);
-            let counters: serde_json::Map<String, Value> = cluster
-                .counters()
-                .pairs()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
-            body["counters"] = Value::Object(counters);
-            Json(body).into_response()
+            let c = cluster.counters();
+            let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed);
+            let counters = ClusterCounters {
+                handshake_failures: load(&c.handshake_failures),
+                auth_failures: load(&c.auth_failures),
+                dial_failures: load(&c.dial_failures),
+                sessions_ready: load(&c.sessions_ready),
+                bad_gossip: load(&c.bad_gossip),
+            };
+            Json(ClusterView {
+                node: view.node,
+                incarnation: view.incarnation,
+                cluster_addr: view.cluster_addr,
+                members: view
+                    .members
+                    .into_iter()
+                    .map(|m| Member {
+                        name: m.name,
+                        cluster_addr: m.cluster_addr,
+                        admin_addr: m.admin_addr,
+                        state: MemberState::from(m.state.as_str()),
+                        incarnation: m.incarnation,
+                        rtt_us: m.rtt_us,
+                        is_self: m.is_self,
+                        since_ms: Some(m.since_ms),
+                    })
+                    .collect(),
+                counters,
+            })
+            .into_response()
         }
-        Ok(None) | Err(_) => (
+        Ok(None) | Err(_) => err(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "membership is not running or not answering"})),
-        )
-            .into_response(),
+            "membership is not running or not answering",
+        ),
     }
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({"error": "not found"}))).into_response()
+    err(StatusCode::NOT_FOUND, "not found")
 }
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use erlmcp_net::admin::{AdminClient, Probe, ReadyStatus};
 
     use super::*;
     use crate::config::{FileConfig, NodeArgs, NodeConfig};
     use crate::tree::Node;
 
-    async fn get(addr: &str, path: &str) -> (u16, Value) {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).await.unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        (code, serde_json::from_str(body).unwrap())
+    #[test]
+    fn kill_bodies_parse_or_say_what_is_wrong() {
+        assert_eq!(
+            parse_kill(br#"{"kind":"child","id":"ClusterSup/Membership"}"#),
+            Ok(KillRequest::Child {
+                id: "ClusterSup/Membership".into()
+            })
+        );
+        // An id sent along with the shard is ignored, as it always was.
+        assert_eq!(
+            parse_kill(br#"{"kind":"shard","id":""}"#),
+            Ok(KillRequest::Shard)
+        );
+        let e = parse_kill(b"{").expect_err("not JSON");
+        assert!(e.starts_with("body is not JSON: "), "{e}");
+        let e = parse_kill(br#"{"kind":"process"}"#).expect_err("unknown kind");
+        assert!(
+            e.starts_with("unknown kind Some(\"process\"): expected"),
+            "{e}"
+        );
+        let e = parse_kill(b"[]").expect_err("no kind");
+        assert!(e.starts_with("unknown kind None"), "{e}");
+        let e = parse_kill(br#"{"kind":"session","id":5}"#).expect_err("a number id");
+        assert!(e.starts_with("bad session kill request: "), "{e}");
     }
 
     #[tokio::test]
@@ -441,30 +487,38 @@ mod tests {
             .into_iter()
             .find_map(|(name, at)| if name == "admin" { at } else { None })
             .unwrap();
+        let client = AdminClient::new(&addr).unwrap();
 
-        let (code, body) = get(&addr, "/ready").await;
-        assert_eq!(code, 503, "{body}");
+        let ready = client.ready().await.unwrap();
+        assert_eq!(ready.status, ReadyStatus::NotReady);
         assert_eq!(
-            body["waiting_for"],
-            json!([
-                "shard",
-                "connection supervisor",
-                "tcp listener",
-                "http listener",
-                "quic listener",
-                "cluster listener"
-            ])
+            ready.waiting_for.as_deref(),
+            Some(
+                &[
+                    "shard",
+                    "connection supervisor",
+                    "tcp listener",
+                    "http listener",
+                    "quic listener",
+                    "cluster listener"
+                ]
+                .map(String::from)[..]
+            )
         );
-        let (code, body) = get(&addr, "/health").await;
-        assert_eq!(code, 200, "{body}");
-        let (code, _) = get(&addr, "/admin/tree").await;
-        assert_eq!(code, 503);
-        let (code, stats) = get(&addr, "/admin/stats").await;
-        assert_eq!(code, 200);
+        let health = client.health().await.unwrap();
+        assert_eq!(health.status, "ok");
+        assert_eq!(health.pid, Some(std::process::id()));
+        let e = client.tree().await.unwrap_err();
+        assert_eq!(e.status(), Some(503), "{e}");
+        assert!(e.to_string().ends_with(": the tree is starting"), "{e}");
+        let stats = client.stats().await.unwrap();
         assert_eq!(
-            stats["sessions"]["error"], "shard not running or not answering",
-            "{stats}"
+            stats.sessions,
+            Probe::unavailable("shard not running or not answering")
         );
+        let e = client.get_json("/no/such/path").await.unwrap_err();
+        assert_eq!(e.status(), Some(404), "{e}");
+        assert!(e.to_string().ends_with(": not found"), "{e}");
 
         admin.stop(None);
         handle.await.unwrap();

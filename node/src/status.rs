@@ -1,23 +1,15 @@
-//! `erlmcp status`: a node's view of the mesh, from its admin API's `GET /admin/cluster`,
-//! printed as a table (or as the JSON itself with `--json`).
-//!
-//! The request is a small hand-written HTTP/1.1 GET with `Connection: close` (one request, a
-//! few hundred bytes back: no HTTP client library is worth its weight here), bounded by
-//! [`TIMEOUT`].
+//! `erlmcp status`: a node's view of the mesh, from its admin API's `GET /admin/cluster`
+//! ([`AdminClient::cluster`]), printed as a table (or as the JSON itself with `--json`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
-use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use anyhow::{Context, anyhow};
+use erlmcp_net::admin::{AdminClient, AdminError, CLUSTER_PATH, ClusterView, Member};
 
 /// Bound on the whole exchange with the admin API (connect, request, response).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest response read; a cluster view is a few hundred bytes per member.
-const MAX_RESPONSE: u64 = 16 << 20;
 /// States in the order the summary lists them; others (from a newer node) follow by name.
 const STATES: [&str; 4] = ["up", "suspect", "down", "left"];
 
@@ -32,73 +24,36 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// A node's view of the mesh, as `GET /admin/cluster` returns it. Unknown fields are ignored,
-/// so a newer node's answer still prints.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ClusterView {
-    /// The answering node's name. (Its incarnation and cluster address are also in the
-    /// answer, and in its own row, marked `self`.)
-    pub node: String,
-    /// Every member it knows of, itself included.
-    pub members: Vec<Member>,
-}
-
-/// One member as the answering node sees it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Member {
-    /// Node name.
-    pub name: String,
-    /// Node-to-node endpoint.
-    #[serde(default)]
-    pub cluster_addr: Option<String>,
-    /// Admin API, if the member advertised one.
-    #[serde(default)]
-    pub admin_addr: Option<String>,
-    /// `up`, `suspect`, `down` or `left` (kept as text so a newer state still prints).
-    pub state: String,
-    /// The member's incarnation.
-    pub incarnation: u64,
-    /// Last measured round trip in microseconds, if any.
-    #[serde(default)]
-    pub rtt_us: Option<u64>,
-    /// Whether this member is the answering node.
-    #[serde(rename = "self", default)]
-    pub is_self: bool,
-    /// Milliseconds since the member entered its current state.
-    #[serde(default)]
-    pub since_ms: Option<u64>,
-}
-
 /// Runs `erlmcp status`.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let (code, body) = http_get(&args.admin, "/admin/cluster").await?;
-    if code != 200 {
-        bail!(
-            "the admin API at {} answered {code} to GET /admin/cluster: {}",
-            args.admin,
-            abbreviate(body.trim(), 2000)
-        );
-    }
+    let client = AdminClient::builder(&args.admin)
+        .connect_timeout(TIMEOUT)
+        .timeout(TIMEOUT)
+        .build()?;
     let text = if args.json {
-        let v: serde_json::Value = serde_json::from_str(&body)
-            .with_context(|| format!("the admin API at {} answered invalid JSON", args.admin))?;
+        // Untyped, so a newer node's extra fields are printed too.
+        let v = client.get_json(CLUSTER_PATH).await.map_err(hint)?;
         let mut s = serde_json::to_string_pretty(&v).context("re-encoding the JSON")?;
         s.push('\n');
         s
     } else {
-        let view: ClusterView = serde_json::from_str(&body).with_context(|| {
-            format!(
-                "the admin API at {} answered something that is not a cluster view",
-                args.admin
-            )
-        })?;
-        render(&view)
+        render(&client.cluster().await.map_err(hint)?)
     };
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("writing to stdout")
+}
+
+/// The error, with a hint when the address may simply be wrong.
+fn hint(e: AdminError) -> anyhow::Error {
+    match e {
+        AdminError::Unreachable { .. } | AdminError::Timeout { .. } => {
+            anyhow!("{e} (is the node running? is it a node's admin port? pass --admin ADDR)")
+        }
+        e => e.into(),
+    }
 }
 
 /// The table of members followed by the summary line, e.g.
@@ -124,7 +79,7 @@ pub fn render(view: &ClusterView) -> String {
                 } else {
                     m.name.clone()
                 },
-                m.state.clone(),
+                m.state.to_string(),
                 m.incarnation.to_string(),
                 m.rtt_us.map_or_else(dash, format_rtt),
                 m.since_ms.map_or_else(dash, format_since),
@@ -213,109 +168,6 @@ fn format_since(ms: u64) -> String {
     }
 }
 
-fn abbreviate(s: &str, max_chars: usize) -> String {
-    match s.char_indices().nth(max_chars) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
-}
-
-/// `GET path` on `addr` over HTTP/1.1: (status code, body).
-async fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let exchange = async {
-        let mut sock = TcpStream::connect(addr).await.map_err(|e| {
-            anyhow!(
-                "cannot reach the admin API at {addr}: {e} (is the node running? pass --admin ADDR)"
-            )
-        })?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-        );
-        sock.write_all(request.as_bytes())
-            .await
-            .with_context(|| format!("sending the request to {addr}"))?;
-        let mut raw = Vec::new();
-        (&mut sock)
-            .take(MAX_RESPONSE)
-            .read_to_end(&mut raw)
-            .await
-            .with_context(|| format!("reading the answer of {addr}"))?;
-        parse_response(&raw).with_context(|| format!("the admin API at {addr} answered badly"))
-    };
-    tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .map_err(|_| {
-            anyhow!(
-                "the admin API at {addr} did not answer within {}s (is it a node's admin port? pass --admin ADDR)",
-                TIMEOUT.as_secs()
-            )
-        })?
-}
-
-/// Splits a whole HTTP/1.1 response into its status code and (de-chunked) body.
-fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, String)> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| anyhow!("no end of headers in {} bytes", raw.len()))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    let code: u16 = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| anyhow!("bad status line {status:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for l in lines {
-        let Some((name, value)) = l.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.to_ascii_lowercase().contains("chunked");
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = value.parse::<usize>().ok();
-        }
-    }
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        match length {
-            Some(n) if n <= body.len() => body[..n].to_vec(),
-            Some(n) => bail!("body cut short: {} of {n} bytes", body.len()),
-            None => body.to_vec(),
-        }
-    };
-    Ok((code, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// Decodes a chunked body (trailers ignored).
-fn dechunk(mut raw: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = raw
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| anyhow!("malformed chunked body: no chunk size line"))?;
-        let size_line = String::from_utf8_lossy(&raw[..eol]);
-        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| anyhow!("malformed chunked body: bad chunk size {size_hex:?}"))?;
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if raw.len() < size + 2 {
-            bail!("malformed chunked body: chunk cut short");
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,7 +204,7 @@ node4   up       1764240001000  999µs  2d07h  127.0.0.1:7443  127.0.0.1:7444
         let mut v = view();
         v.members.truncate(1);
         assert_eq!(summary(&v.members), "1 member: 1 up");
-        v.members[0].state = "joining".into();
+        v.members[0].state = "joining".to_string().into();
         v.members.push(view().members[1].clone());
         assert_eq!(summary(&v.members), "2 members: 1 suspect, 1 joining");
         assert_eq!(summary(&[]), "0 members");
@@ -383,28 +235,5 @@ node4   up       1764240001000  999µs  2d07h  127.0.0.1:7443  127.0.0.1:7444
         assert_eq!(format_since(60_000), "1m00s");
         assert_eq!(format_since(3_600_000), "1h00m");
         assert_eq!(format_since(86_400_000), "1d00h");
-    }
-
-    #[test]
-    fn parses_plain_and_chunked_responses() {
-        let plain =
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain).expect("plain"), (200, "{}".into()));
-        let chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnot \r\n5;x=y\r\nfound\r\n0\r\n\r\n";
-        assert_eq!(
-            parse_response(chunked).expect("chunked"),
-            (404, "not found".into())
-        );
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(parse_response(b"garbage\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n{}").is_err());
-        let bad = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n";
-        assert!(parse_response(bad).is_err());
-    }
-
-    #[test]
-    fn abbreviates_long_bodies_on_char_boundaries() {
-        assert_eq!(abbreviate("µµµ", 2), "µµ…");
-        assert_eq!(abbreviate("ab", 2), "ab");
     }
 }

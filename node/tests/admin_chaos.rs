@@ -117,6 +117,11 @@ fn killed_actors_are_restarted_by_their_supervisors() {
         &json!({"kind": "session", "id": session}).to_string(),
     );
     assert_eq!(code, 200, "{body}");
+    // The endpoint answers once the kill is sent, not once the shard has restarted the session:
+    // a request racing the restart is aborted (-32603). Wait for the restart first.
+    wait_stats(node.admin(), "the killed session restarted", |s| {
+        s["sessions"]["restarts"] == 1
+    });
     let get = mcp.request(
         2,
         "tools/call",
@@ -186,15 +191,14 @@ fn a_cluster_restart_storm_escalates_and_the_node_survives() {
     let deadline = Instant::now() + WAIT;
     while cluster_sup_restarts(&node).unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "ClusterSup never escalated");
-        if let Ok(mut s) = std::net::TcpStream::connect(node.admin()) {
-            use std::io::{Read, Write};
-            let req = format!(
-                "POST /admin/chaos/kill HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(req.as_bytes());
-            let _ = s.read_to_end(&mut Vec::new());
-        }
+        let auth = format!("Bearer {TOKEN}");
+        let _ = try_http_request(
+            node.admin(),
+            "POST",
+            "/admin/chaos/kill",
+            &[("Authorization", &auth)],
+            body,
+        );
     }
     // The root restarted ClusterSup; the node is up and its cluster side serves again.
     let deadline = Instant::now() + WAIT;

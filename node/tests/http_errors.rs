@@ -4,7 +4,7 @@
 mod common;
 
 use common::NodeProc;
-use common::http::{ACCEPT_BOTH, HttpMcp, assert_error, request};
+use common::http::{ACCEPT_BOTH, HttpMcp, assert_error, raw_request, request};
 use serde_json::json;
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
@@ -129,7 +129,18 @@ fn a_post_without_json_content_type_gets_415() {
 fn missing_or_inadequate_accept_gets_406() {
     let node = NodeProc::start(None, &[]);
     let ct = ("Content-Type", "application/json");
-    assert_error(post(&node, &[ct], INIT), 406, &["Not Acceptable", "none"]);
+    // No Accept header at all: reqwest would add `Accept: */*`, so this one goes on a raw
+    // socket.
+    let no_accept = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{INIT}",
+        node.http(),
+        INIT.len()
+    );
+    assert_error(
+        raw_request(node.http(), &no_accept),
+        406,
+        &["Not Acceptable", "none"],
+    );
     assert_error(
         post(&node, &[ct, ("Accept", "application/json")], INIT),
         406,

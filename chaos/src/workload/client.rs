@@ -242,8 +242,8 @@ impl std::fmt::Debug for McpClient {
 }
 
 impl McpClient {
-    /// Connects to `node` over `transport` within `timeout`. Every error is
-    /// [`CallError::Connect`] (definite: nothing was sent).
+    /// Connects to `node` over `transport` within `timeout` (HTTP: on the first request).
+    /// Every error is [`CallError::Connect`] (definite: nothing was sent).
     pub async fn connect(
         connector: &Connector,
         node: &NodeTarget,
@@ -287,11 +287,9 @@ impl McpClient {
                     .map_err(|e| fail(e.to_string()))?;
                 Conn::Lines(LineConn::new(recv, send, Some(q)))
             }
-            Transport::Http => Conn::Http(
-                HttpConn::connect(addr, deadline)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?,
-            ),
+            // Connects on the first request (reqwest), where a refusal is a definite
+            // `NotSent`: nothing is lost by not dialling here.
+            Transport::Http => Conn::Http(HttpConn::new(addr, timeout).map_err(fail)?),
         };
         Ok(Self {
             node: node.name.clone(),

@@ -1,73 +1,59 @@
-//! A small blocking HTTP/1.1 client for the Streamable HTTP tests: one connection per request
-//! (`Connection: close`), chunked or sized bodies, and SSE events read one at a time so a test
-//! can drop a stream in the middle. Every read is bounded by [`WAIT`].
+//! A small blocking HTTP client for the Streamable HTTP tests (reqwest's blocking client): one
+//! connection per request (`Connection: close`), chunked or sized bodies, and SSE events read
+//! one at a time as they arrive so a test can drop a stream in the middle. Every read is bounded
+//! by [`WAIT`].
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Cursor, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::OnceLock;
 
+use reqwest::blocking::{Body, Client};
+use reqwest::header::{CONNECTION, TRANSFER_ENCODING};
 use serde_json::{Value, json};
 
 use super::WAIT;
 
+/// The client every helper uses: no proxy, no redirects, no pooling (each request on a
+/// connection of its own, as a test expects), every read bounded by [`WAIT`]. Header names go
+/// out in title case (`Mcp-Session-Id`), as the tests write them.
+pub fn client() -> &'static Client {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(0)
+            .http1_title_case_headers()
+            .timeout(WAIT)
+            .build()
+            .expect("the blocking HTTP client")
+    })
+}
+
 /// A response: status and headers read, body not yet.
 pub struct HttpResponse {
     pub status: u16,
+    /// Header names in lower case.
     pub headers: Vec<(String, String)>,
-    body: BufReader<BodyReader>,
+    body: Box<dyn BufRead + Send>,
 }
 
-enum Framing {
-    Chunked { left: usize, done: bool },
-    Length(usize),
-    UntilClose,
-}
-
-struct BodyReader {
-    conn: BufReader<TcpStream>,
-    framing: Framing,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match &mut self.framing {
-            Framing::Length(0) => Ok(0),
-            Framing::Length(left) => {
-                let max = buf.len().min(*left);
-                let n = self.conn.read(&mut buf[..max])?;
-                *left -= n;
-                Ok(n)
-            }
-            Framing::UntilClose => self.conn.read(buf),
-            Framing::Chunked { done: true, .. } => Ok(0),
-            Framing::Chunked { left, done } => {
-                if *left == 0 {
-                    let mut line = String::new();
-                    self.conn.read_line(&mut line)?;
-                    let size = line.trim().split(';').next().unwrap_or_default();
-                    let size = usize::from_str_radix(size, 16).map_err(|e| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            format!("bad chunk size {line:?}: {e}"),
-                        )
-                    })?;
-                    if size == 0 {
-                        *done = true;
-                        return Ok(0);
-                    }
-                    *left = size;
-                }
-                let max = buf.len().min(*left);
-                let n = self.conn.read(&mut buf[..max])?;
-                if n == 0 {
-                    return Ok(0);
-                }
-                *left -= n;
-                if *left == 0 {
-                    let mut crlf = [0u8; 2];
-                    self.conn.read_exact(&mut crlf)?;
-                }
-                Ok(n)
-            }
+impl HttpResponse {
+    fn from_reqwest(r: reqwest::blocking::Response) -> Self {
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Self {
+            status: r.status().as_u16(),
+            headers,
+            body: Box::new(BufReader::new(r)),
         }
     }
 }
@@ -161,7 +147,8 @@ impl HttpResponse {
     }
 }
 
-/// Sends one request and reads the status line and headers.
+/// Sends one request and reads the status line and headers. A `Transfer-Encoding: chunked`
+/// header sends the body chunked (as a stream of unknown length).
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -169,85 +156,65 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> HttpResponse {
-    let mut s = TcpStream::connect(addr).expect("connect to the HTTP listener");
-    s.set_nodelay(true).ok();
-    s.set_read_timeout(Some(WAIT)).ok();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {addr}\r\n"));
-    }
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+    let mut req = client()
+        .request(method, format!("http://{addr}{path}"))
+        .header(CONNECTION, "close");
+    let mut chunked = false;
     for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    match body {
-        Some(b) if chunked => {
-            head.push_str("\r\n");
-            s.write_all(head.as_bytes()).expect("write");
-            for piece in b.as_bytes().chunks(512) {
-                s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
-                    .expect("write");
-                s.write_all(piece).expect("write");
-                s.write_all(b"\r\n").expect("write");
-            }
-            s.write_all(b"0\r\n\r\n").expect("write");
-        }
-        Some(b) => {
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len()));
-            s.write_all(head.as_bytes()).expect("write");
-            // The server may refuse early (413) and close: a failed write is then expected.
-            let _ = s.write_all(b.as_bytes());
-        }
-        None => {
-            head.push_str("\r\n");
-            s.write_all(head.as_bytes()).expect("write");
+        if k.eq_ignore_ascii_case(TRANSFER_ENCODING.as_str()) && v.contains("chunked") {
+            chunked = true; // the body below is sent chunked; hyper writes the header
+        } else {
+            req = req.header(*k, *v);
         }
     }
-    let mut conn = BufReader::new(s);
-    let mut status_line = String::new();
-    conn.read_line(&mut status_line)
-        .expect("read the status line");
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
+    if let Some(b) = body {
+        req = if chunked {
+            req.body(Body::new(Cursor::new(b.as_bytes().to_vec())))
+        } else {
+            req.body(b.to_string())
+        };
+    }
+    let r = req
+        .send()
+        .unwrap_or_else(|e| panic!("{path}: no answer from {addr}: {e:?}"));
+    HttpResponse::from_reqwest(r)
+}
+
+/// Sends `raw` (a whole request, head and body, with `Connection: close`) on a socket of its
+/// own and reads the answer to the end. Only for requests reqwest will not send: it adds
+/// `Accept: */*` to a request without an Accept header, so a test of a missing Accept needs
+/// this.
+pub fn raw_request(addr: SocketAddr, raw: &str) -> HttpResponse {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).ok();
+    s.write_all(raw.as_bytes()).expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the answer");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("bad HTTP: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        conn.read_line(&mut line).expect("read a header");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let get = |name: &str| {
-        headers
+        .unwrap_or_else(|| panic!("bad status line: {head:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    // axum sizes these small answers (Content-Length), so the rest is the body.
+    assert!(
+        !headers
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let framing = if get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-        Framing::Chunked {
-            left: 0,
-            done: false,
-        }
-    } else if let Some(len) = get("content-length").and_then(|l| l.parse().ok()) {
-        Framing::Length(len)
-    } else if status == 204 || status == 304 {
-        Framing::Length(0)
-    } else {
-        Framing::UntilClose
-    };
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")),
+        "a chunked answer: {head}"
+    );
     HttpResponse {
         status,
         headers,
-        body: BufReader::new(BodyReader { conn, framing }),
+        body: Box::new(Cursor::new(body.as_bytes().to_vec())),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Helpers for tests that run the real `erlmcp` binary: start a node on ephemeral ports and
-//! learn its addresses from its log, talk NDJSON MCP to it, query its admin API.
+//! learn its addresses from its log, talk NDJSON MCP to it, query its admin API (over
+//! reqwest's blocking client, [`http::client`], reading the JSON untyped so the tests check
+//! the wire itself).
 //!
 //! Every wait is bounded by [`WAIT`] and waits on an event (a log line, a message, EOF), never
 //! on a sleep.
@@ -393,24 +395,17 @@ impl Mcp {
 
 /// `GET path` on the admin API: (status code, JSON body).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).expect("connect to admin");
-    s.set_read_timeout(Some(WAIT)).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read response");
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("bad HTTP: {text}"));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("body not JSON ({e}): {body}"));
+    let r = http::client()
+        .get(format!("http://{addr}{path}"))
+        .header(reqwest::header::CONNECTION, "close")
+        .send()
+        .unwrap_or_else(|e| panic!("GET {path} on {addr}: {e:?}"));
+    let code = r.status().as_u16();
+    let text = r
+        .text()
+        .unwrap_or_else(|e| panic!("reading the answer to GET {path}: {e:?}"));
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body not JSON ({e}): {text}"));
     (code, body)
 }
 
@@ -435,18 +430,13 @@ pub fn wait_stats(admin: SocketAddr, what: &str, done: impl Fn(&Value) -> bool) 
 /// answer is not JSON: for polling a node that is still starting or an endpoint that may not
 /// exist yet.
 pub fn try_http_get(addr: SocketAddr, path: &str) -> Option<(u16, Value)> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(WAIT)).ok();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, serde_json::from_str(body).ok()?))
+    let r = http::client()
+        .get(format!("http://{addr}{path}"))
+        .header(reqwest::header::CONNECTION, "close")
+        .send()
+        .ok()?;
+    let code = r.status().as_u16();
+    Some((code, serde_json::from_str(&r.text().ok()?).ok()?))
 }
 
 /// A random base port in 20000..40000 such that `base..base + span` are all free on 127.0.0.1
@@ -542,8 +532,8 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
-/// One HTTP/1.1 request with extra `headers` and a JSON `body`; returns the status and the JSON
-/// body.
+/// One HTTP request with extra `headers` and a JSON `body`; returns the status and the JSON
+/// body (`Null` if it is not JSON).
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -551,30 +541,32 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(WAIT)).ok();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    try_http_request(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// [`http_request`], but an error instead of a panic when the exchange fails (e.g. the admin
+/// API restarting).
+pub fn try_http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, Value), String> {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = http::client()
+        .request(method, format!("http://{addr}{path}"))
+        .header(reqwest::header::CONNECTION, "close")
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string());
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(*k, *v);
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read response");
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("bad HTTP: {text}"));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    let body = serde_json::from_str(body).unwrap_or(Value::Null);
-    (code, body)
+    let r = req.send().map_err(|e| format!("{e:?}"))?;
+    let code = r.status().as_u16();
+    let text = r.text().map_err(|e| format!("{e:?}"))?;
+    Ok((code, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 /// Spawns `erlmcp ARGS` with piped stdio; returns the child, an MCP peer on its stdin/stdout,
