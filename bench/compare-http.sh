@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side MCP Streamable HTTP benchmark: the erlmcp node against `rmcp-echo` (the same `echo`
-# tool on the official Rust SDK), with the same load generator, in one invocation.
+# tool on the official Rust SDK), with the same load generator, in one invocation, on both
+# revisions: 2025-11-25 sessions (CONFIGS) and 2026-07-28 stateless requests (STATELESS_CONFIGS).
 #
 # Each load run starts a fresh server pinned to one core (SERVER_CPU, default 0) and runs
 # `erlmcp-load --target http://…/mcp` pinned to the other (LOAD_CPU, default 1), one server at a
@@ -10,11 +11,13 @@
 # before and after; for erlmcp also after passivation (`[engine] passivate_after_ms = 500`,
 # waiting on `/admin/stats` until no session is live).
 #
-#   bench/compare-http.sh                      # build, 10 s runs at 16x1, 64x1, 64x4, memory
+#   bench/compare-http.sh                      # build, 10 s runs at 16x1, 64x1, 64x4 (sessions),
+#                                              # 16x1, 64x1 (stateless), memory
 #   DURATION=5s ROUNDS=3 bench/compare-http.sh # three alternating rounds, medians in the table
 #
 # Environment: DURATION (10s), WARMUP (1s), ROUNDS (1), CONFIGS ("16x1 64x1 64x4": sessions x
-# concurrency), IDLE_SESSIONS (2000; 0 skips memory), PORT_BASE (17500: four ports from it),
+# concurrency), STATELESS_CONFIGS ("16x1 64x1": clients x concurrency, revision 2026-07-28; ""
+# skips them), IDLE_SESSIONS (2000; 0 skips memory), PORT_BASE (17500: four ports from it),
 # SERVER_CPU (0), LOAD_CPU (1), SKIP_BUILD (unset), RESULTS_DIR (a fresh /tmp directory),
 # CARGO_TARGET_DIR. Needs taskset, curl, jq, python3; gdb (optional) adds RSS after malloc_trim.
 set -euo pipefail
@@ -25,7 +28,8 @@ cd "$ROOT"
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-1s}
 ROUNDS=${ROUNDS:-1}
-CONFIGS=${CONFIGS:-"16x1 64x1 64x4"}
+CONFIGS=${CONFIGS-"16x1 64x1 64x4"}
+STATELESS_CONFIGS=${STATELESS_CONFIGS-"16x1 64x1"}
 IDLE_SESSIONS=${IDLE_SESSIONS:-2000}
 WARM_SESSIONS=200
 PORT_BASE=${PORT_BASE:-17500}
@@ -155,15 +159,15 @@ open_idle() {
         --open-only --json --quiet >>"$OUT/open.jsonl"
 }
 
-run_load() { # server sessions concurrency round
-    local file=$OUT/load-$1-$2x$3-r$4.json la
+run_load() { # server sessions concurrency round revision
+    local file=$OUT/load-$1-$5-$2x$3-r$4.json la
     la=$(loadavg)
     taskset -c "$LOAD_CPU" "$BIN/erlmcp-load" --target "$(url_of "$1")" --sessions "$2" \
-        --concurrency "$3" --duration "$DURATION" --warmup "$WARMUP" \
+        --concurrency "$3" --duration "$DURATION" --warmup "$WARMUP" --revision "$5" \
         --server-pid "$SERVER_PID" --json --quiet >"$file"
     jq -c --arg s "$1" --arg la "$la" --argjson r "$4" \
         '. + {server: $s, loadavg: ($la | tonumber), round: $r}' "$file" >>"$OUT/results.jsonl"
-    jq -r --arg s "$1" '"   \($s) \(.sessions)x\(.concurrency): \(.requests_per_s | floor) req/s, p50 \(.latency_us.p50) us, p99 \(.latency_us.p99) us, errors \(.errors.total)"' "$file" >&2
+    jq -r --arg s "$1" '"   \($s) \(.revision) \(.sessions)x\(.concurrency): \(.requests_per_s | floor) req/s, p50 \(.latency_us.p50) us, p99 \(.latency_us.p99) us, errors \(.errors.total)"' "$file" >&2
 }
 
 echo "== results in $OUT; $(nproc) CPUs; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -171,13 +175,16 @@ echo "== results in $OUT; $(nproc) CPUs; load average at start: $(cut -d' ' -f1-
 : >"$OUT/memory.jsonl"
 
 for round in $(seq "$ROUNDS"); do
-    for cfg in $CONFIGS; do
-        s=${cfg%x*}
-        c=${cfg#*x}
-        for server in erlmcp rmcp; do
-            start_server "$server" "$OUT/erlmcp-load.toml"
-            run_load "$server" "$s" "$c" "$round"
-            stop_server
+    for revision in 2025-11-25 2026-07-28; do
+        if [ "$revision" = 2025-11-25 ]; then configs=$CONFIGS; else configs=$STATELESS_CONFIGS; fi
+        for cfg in $configs; do
+            s=${cfg%x*}
+            c=${cfg#*x}
+            for server in erlmcp rmcp; do
+                start_server "$server" "$OUT/erlmcp-load.toml"
+                run_load "$server" "$s" "$c" "$round" "$revision"
+                stop_server
+            done
         done
     done
 done
@@ -249,18 +256,18 @@ def med(xs):
 
 groups = {}
 for r in rows:
-    groups.setdefault((r["sessions"], r["concurrency"], r["server"]), []).append(r)
+    groups.setdefault((r.get("revision", "2025-11-25"), r["sessions"], r["concurrency"], r["server"]), []).append(r)
 
 print(f"\nMCP Streamable HTTP, tools/call echo; server pinned to one core, erlmcp-load to the other; "
       f"{rows[0]['duration_s']:.0f} s runs" + (f", median of {len(rows) // len(groups)} rounds" if len(rows) > len(groups) else ""))
 print()
 multi = len(rows) > len(groups)
-hdr = f"{'server':<7} {'sessions':>9} {'req/s':>8} {'p50 us':>8} {'p99 us':>8} {'srv us/req':>10} {'srv CPU':>7} {'errors':>6} {'runq ms/s srv/cli':>17} {'load':>5}" + ("  req/s range" if multi else "")
+hdr = f"{'server':<7} {'revision':<10} {'sessions':>9} {'req/s':>8} {'p50 us':>8} {'p99 us':>8} {'srv us/req':>10} {'srv CPU':>7} {'errors':>6} {'runq ms/s srv/cli':>17} {'load':>5}" + ("  req/s range" if multi else "")
 print(hdr)
 print("-" * len(hdr))
 summary = {}
-for (s, c, server) in sorted(groups, key=lambda k: (k[0] * k[1], k[0], k[2] != "erlmcp")):
-    g = groups[(s, c, server)]
+for (rev, s, c, server) in sorted(groups, key=lambda k: (k[0], k[1] * k[2], k[1], k[3] != "erlmcp")):
+    g = groups[(rev, s, c, server)]
     rps = med([r["requests_per_s"] for r in g])
     p50 = med([r["latency_us"]["p50"] for r in g])
     p99 = med([r["latency_us"]["p99"] for r in g])
@@ -271,21 +278,21 @@ for (s, c, server) in sorted(groups, key=lambda k: (k[0] * k[1], k[0], k[2] != "
     wait_s = med([r["server_cpu"]["runq_wait_s"] * 1000 / r["elapsed_s"] for r in g])
     wait_c = med([r["client_cpu"]["runq_wait_s"] * 1000 / r["elapsed_s"] for r in g])
     la = med([r["loadavg"] for r in g])
-    summary[(s, c, server)] = (rps, p99)
+    summary[(rev, s, c, server)] = (rps, p99)
     spread = ""
     if multi:
         xs = [r["requests_per_s"] for r in g]
         spread = f"  {min(xs):.0f}-{max(xs):.0f}"
-    print(f"{server:<7} {f'{s}x{c}':>9} {rps:>8.0f} {p50:>8.0f} {p99:>8.0f} {srv:>10.1f} {util:>6.0%} {errs:>6} {f'{wait_s:.0f}/{wait_c:.0f}':>17} {la:>5.2f}{spread}")
+    print(f"{server:<7} {rev:<10} {f'{s}x{c}':>9} {rps:>8.0f} {p50:>8.0f} {p99:>8.0f} {srv:>10.1f} {util:>6.0%} {errs:>6} {f'{wait_s:.0f}/{wait_c:.0f}':>17} {la:>5.2f}{spread}")
 print()
-by_round = {(r["sessions"], r["concurrency"], r["server"], r["round"]): r for r in rows}
-for (s, c) in sorted({(k[0], k[1]) for k in summary}, key=lambda k: (k[0] * k[1], k[0])):
-    e, r = summary.get((s, c, "erlmcp")), summary.get((s, c, "rmcp"))
+by_round = {(r.get("revision", "2025-11-25"), r["sessions"], r["concurrency"], r["server"], r["round"]): r for r in rows}
+for (rev, s, c) in sorted({(k[0], k[1], k[2]) for k in summary}, key=lambda k: (k[0], k[1] * k[2], k[1])):
+    e, r = summary.get((rev, s, c, "erlmcp")), summary.get((rev, s, c, "rmcp"))
     if e and r:
-        line = f"erlmcp/rmcp at {s}x{c}: {e[0] / r[0]:.2f}x req/s (goal >= 2), p99 {e[1]:.0f} vs {r[1]:.0f} us ({e[1] / r[1]:.2f}x; goal < 1)"
+        line = f"erlmcp/rmcp, {rev} at {s}x{c}: {e[0] / r[0]:.2f}x req/s (goal >= 2), p99 {e[1]:.0f} vs {r[1]:.0f} us ({e[1] / r[1]:.2f}x; goal < 1)"
         # Each round ran erlmcp and rmcp back to back: the ratio within a round is less exposed to drift.
-        paired = [by_round[(s, c, "erlmcp", n)]["requests_per_s"] / by_round[(s, c, "rmcp", n)]["requests_per_s"]
-                  for (s2, c2, sv, n) in by_round if (s2, c2, sv) == (s, c, "erlmcp") and (s, c, "rmcp", n) in by_round]
+        paired = [by_round[(rev, s, c, "erlmcp", n)]["requests_per_s"] / by_round[(rev, s, c, "rmcp", n)]["requests_per_s"]
+                  for (rv, s2, c2, sv, n) in by_round if (rv, s2, c2, sv) == (rev, s, c, "erlmcp") and (rev, s, c, "rmcp", n) in by_round]
         if len(paired) > 1:
             line += f"; per round {', '.join(f'{x:.2f}' for x in sorted(paired))}"
         print(line)

@@ -96,8 +96,14 @@ fn every_core_item_and_a_panic(c: &mut Client, rev: Rev, transport: &str) {
         id += 1;
         c.request(rev, id, method, params)
     };
-    let tool = |c: &mut Client, call: &mut dyn FnMut(&mut Client, &str, Value) -> Value, name: &str, args: Value| {
-        let r = result(&call(c, "tools/call", json!({"name": name, "arguments": args})), name);
+    let tool = |c: &mut Client,
+                call: &mut dyn FnMut(&mut Client, &str, Value) -> Value,
+                name: &str,
+                args: Value| {
+        let r = result(
+            &call(c, "tools/call", json!({"name": name, "arguments": args})),
+            name,
+        );
         assert_ne!(r["isError"], true, "{transport}: {name}: {r}");
         r["structuredContent"].clone()
     };
@@ -110,14 +116,31 @@ fn every_core_item_and_a_panic(c: &mut Client, rev: Rev, transport: &str) {
         .filter_map(|t| t["name"].as_str())
         .collect();
     for core in [
-        "echo", "add", "kv_set", "kv_get", "kv_list", "kv_delete", "session_open",
-        "session_close", "sleep", "node_info",
+        "echo",
+        "add",
+        "kv_set",
+        "kv_get",
+        "kv_list",
+        "kv_delete",
+        "session_open",
+        "session_close",
+        "sleep",
+        "node_info",
     ] {
         assert!(names.contains(&core), "{transport}: {core} in {names:?}");
     }
-    assert_eq!(tool(c, &mut call, "echo", json!({"text": "hi"})), json!({"text": "hi"}));
-    assert_eq!(tool(c, &mut call, "add", json!({"a": 2, "b": 40})), json!({"sum": 42}));
-    assert_eq!(tool(c, &mut call, "sleep", json!({"ms": 5})), json!({"slept_ms": 5}));
+    assert_eq!(
+        tool(c, &mut call, "echo", json!({"text": "hi"})),
+        json!({"text": "hi"})
+    );
+    assert_eq!(
+        tool(c, &mut call, "add", json!({"a": 2, "b": 40})),
+        json!({"sum": 42})
+    );
+    assert_eq!(
+        tool(c, &mut call, "sleep", json!({"ms": 5})),
+        json!({"slept_ms": 5})
+    );
 
     // The state to work on: the protocol session, or a handle.
     let st = match rev {
@@ -125,12 +148,20 @@ fn every_core_item_and_a_panic(c: &mut Client, rev: Rev, transport: &str) {
         Rev::PerRequest => {
             // Without a handle, session state is refused with a message that says what to do.
             let r = result(
-                &call(c, "tools/call", json!({"name": "kv_get", "arguments": {"key": "k"}})),
+                &call(
+                    c,
+                    "tools/call",
+                    json!({"name": "kv_get", "arguments": {"key": "k"}}),
+                ),
                 "kv_get without a handle",
             );
             assert_eq!(r["isError"], true, "{transport}: {r}");
             assert!(r.to_string().contains("session_open"), "{transport}: {r}");
-            let e = call(c, "resources/read", json!({"uri": "erlmcp://session/state"}));
+            let e = call(
+                c,
+                "resources/read",
+                json!({"uri": "erlmcp://session/state"}),
+            );
             assert_eq!(e["error"]["code"], -32602, "{transport}: {e}");
             let opened = tool(c, &mut call, "session_open", json!({}));
             json!({"session": opened["session"]})
@@ -144,7 +175,12 @@ fn every_core_item_and_a_panic(c: &mut Client, rev: Rev, transport: &str) {
         a
     };
     assert_eq!(
-        tool(c, &mut call, "kv_set", with(json!({"key": "k", "value": {"n": 1}}))),
+        tool(
+            c,
+            &mut call,
+            "kv_set",
+            with(json!({"key": "k", "value": {"n": 1}}))
+        ),
         json!({"key": "k", "ok": true})
     );
     assert_eq!(
@@ -164,51 +200,95 @@ fn every_core_item_and_a_panic(c: &mut Client, rev: Rev, transport: &str) {
 
     // Resources: the node, the session's state (its own URI or the handle's), the template.
     let listed = result(&call(c, "resources/list", json!({})), "resources/list");
-    assert!(listed.to_string().contains("erlmcp://node/info"), "{listed}");
+    assert!(
+        listed.to_string().contains("erlmcp://node/info"),
+        "{listed}"
+    );
     let read = result(
         &call(c, "resources/read", json!({"uri": "erlmcp://node/info"})),
         "read node info",
     );
-    assert!(read["contents"][0]["text"].as_str().unwrap_or_default().contains("\"node\""), "{read}");
+    assert!(
+        read["contents"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"node\""),
+        "{read}"
+    );
     let state_uri = match rev {
         Rev::Session => "erlmcp://session/state".to_string(),
         Rev::PerRequest => format!("erlmcp://session/{sid}/state"),
     };
-    let read = result(&call(c, "resources/read", json!({"uri": state_uri})), "read state");
-    let state: Value =
-        serde_json::from_str(read["contents"][0]["text"].as_str().unwrap_or("null")).unwrap_or_default();
+    let read = result(
+        &call(c, "resources/read", json!({"uri": state_uri})),
+        "read state",
+    );
+    let state: Value = serde_json::from_str(read["contents"][0]["text"].as_str().unwrap_or("null"))
+        .unwrap_or_default();
     assert_eq!(state["kv"], json!({"k": {"n": 1}}), "{transport}: {read}");
     let templates = result(&call(c, "resources/templates/list", json!({})), "templates");
-    assert!(templates.to_string().contains("erlmcp://session/{id}/state"), "{templates}");
+    assert!(
+        templates
+            .to_string()
+            .contains("erlmcp://session/{id}/state"),
+        "{templates}"
+    );
 
     // The prompt and its completion.
     let got = result(
-        &call(c, "prompts/get", json!({"name": "session_summary", "arguments": with(json!({"style": "detailed"}))})),
+        &call(
+            c,
+            "prompts/get",
+            json!({"name": "session_summary", "arguments": with(json!({"style": "detailed"}))}),
+        ),
         "prompts/get",
     );
-    let text = got["messages"][0]["content"]["text"].as_str().unwrap_or_default();
-    assert!(text.contains("detailed") && text.contains("\"n\":1"), "{transport}: {text}");
+    let text = got["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.contains("detailed") && text.contains("\"n\":1"),
+        "{transport}: {text}"
+    );
     let done = result(
-        &call(c, "completion/complete", json!({"ref": {"type": "ref/prompt", "name": "session_summary"}, "argument": {"name": "style", "value": "de"}})),
+        &call(
+            c,
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "session_summary"}, "argument": {"name": "style", "value": "de"}}),
+        ),
         "completion",
     );
     assert_eq!(done["completion"]["values"], json!(["detailed"]), "{done}");
 
     // A tool that panics costs its own request only.
-    let e = call(c, "tools/call", json!({"name": "panic", "arguments": {"message": "on purpose"}}));
+    let e = call(
+        c,
+        "tools/call",
+        json!({"name": "panic", "arguments": {"message": "on purpose"}}),
+    );
     assert_eq!(e["error"]["code"], -32603, "{transport}: {e}");
     assert!(
-        e["error"]["message"].as_str().unwrap_or_default().contains("on purpose"),
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("on purpose"),
         "{transport}: the error says what crashed: {e}"
     );
-    assert_eq!(tool(c, &mut call, "echo", json!({"text": "after"})), json!({"text": "after"}));
+    assert_eq!(
+        tool(c, &mut call, "echo", json!({"text": "after"})),
+        json!({"text": "after"})
+    );
     assert_eq!(
         tool(c, &mut call, "kv_get", with(json!({"key": "k"}))),
         json!({"key": "k", "found": true, "value": {"n": 1}}),
         "{transport}: the state survived"
     );
     let failed = result(
-        &call(c, "tools/call", json!({"name": "fail", "arguments": {"message": "no"}})),
+        &call(
+            c,
+            "tools/call",
+            json!({"name": "fail", "arguments": {"message": "no"}}),
+        ),
         "fail",
     );
     assert_eq!(failed["isError"], true, "{transport}: {failed}");
@@ -320,12 +400,19 @@ fn a_handle_opened_on_one_transport_is_the_same_state_on_another() {
         "tools/call",
         json!({"name": "kv_get", "arguments": {"key": "x", "session": handle}}),
     );
-    assert_eq!(result(&got, "kv_get")["structuredContent"]["value"], 7, "{got}");
+    assert_eq!(
+        result(&got, "kv_get")["structuredContent"]["value"],
+        7,
+        "{got}"
+    );
     let got = Client::HttpStateless(node.http()).request(
         Rev::PerRequest,
         4,
         "resources/read",
         json!({"uri": format!("erlmcp://session/{}/state", handle.as_str().unwrap_or_default())}),
     );
-    assert!(result(&got, "read").to_string().contains("\\\"x\\\":7"), "{got}");
+    assert!(
+        result(&got, "read").to_string().contains("\\\"x\\\":7"),
+        "{got}"
+    );
 }

@@ -164,6 +164,20 @@ pub struct LoadArgs {
     /// many opened: leaves idle sessions on the server, to measure its memory per session.
     #[arg(long)]
     pub open_only: bool,
+    /// MCP revision: `2025-11-25` (a session per `--sessions`: initialize, then requests in it)
+    /// or `2026-07-28` (no handshake, no session: every request carries `_meta`; `--sessions`
+    /// is then the number of clients).
+    #[arg(long, default_value = "2025-11-25", value_parser = parse_revision)]
+    pub revision: String,
+}
+
+fn parse_revision(s: &str) -> Result<String, String> {
+    match s {
+        "2025-11-25" | "2026-07-28" => Ok(s.to_string()),
+        other => Err(format!(
+            "unknown revision {other:?}: 2025-11-25 (sessions) or 2026-07-28 (per-request _meta)"
+        )),
+    }
 }
 
 impl LoadArgs {
@@ -181,7 +195,25 @@ impl LoadArgs {
         if self.concurrency > 1 << 20 {
             return Err("--concurrency is capped at 1048576".into());
         }
+        if self.open_only && self.per_request() {
+            return Err("--open-only opens sessions; revision 2026-07-28 has none".into());
+        }
         Ok(())
+    }
+
+    /// Whether the requests follow revision 2026-07-28.
+    pub fn per_request(&self) -> bool {
+        self.revision == crate::load::workload::PER_REQUEST_VERSION
+    }
+
+    /// The request every client sends.
+    pub fn workload(&self) -> crate::load::workload::Workload {
+        use crate::load::workload::Workload;
+        if self.per_request() {
+            Workload::tools_call_per_request(&self.tool, &self.args)
+        } else {
+            Workload::tools_call(&self.tool, &self.args)
+        }
     }
 }
 

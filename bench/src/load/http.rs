@@ -610,16 +610,31 @@ pub struct HttpTransport {
     next_poll: usize,
 }
 
+/// What a request's head names besides the endpoint.
+enum HeadFor<'a> {
+    /// `initialize`: nothing.
+    Handshake,
+    /// A request in session `id` that negotiated `version`.
+    Session(&'a str, &'a str),
+    /// A revision 2026-07-28 `tools/call` of `tool` (its routing headers, no session).
+    PerRequest(&'a str),
+}
+
 /// `POST` head lines shared by every request, ending before `Content-Length`.
-fn request_head(a: &HttpAddr, session: Option<(&str, &str)>) -> Vec<u8> {
+fn request_head(a: &HttpAddr, head_for: HeadFor<'_>) -> Vec<u8> {
     let mut h = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n",
         a.path, a.host
     );
-    if let Some((id, version)) = session {
-        h.push_str(&format!(
+    match head_for {
+        HeadFor::Handshake => {}
+        HeadFor::Session(id, version) => h.push_str(&format!(
             "Mcp-Session-Id: {id}\r\nMCP-Protocol-Version: {version}\r\n"
-        ));
+        )),
+        HeadFor::PerRequest(tool) => h.push_str(&format!(
+            "MCP-Protocol-Version: {}\r\nMcp-Method: tools/call\r\nMcp-Name: {tool}\r\n",
+            workload::PER_REQUEST_VERSION
+        )),
     }
     h.push_str("Content-Length: ");
     h.into_bytes()
@@ -649,7 +664,7 @@ impl HttpTransport {
         let mut req = Vec::new();
         render(
             &mut req,
-            &request_head(a, None),
+            &request_head(a, HeadFor::Handshake),
             workload::initialize_body().as_bytes(),
         );
         let (status, session, messages) =
@@ -679,7 +694,7 @@ impl HttpTransport {
                 "initialize: no Mcp-Session-Id in the response (protocol {version}; sessions are for revisions before 2026-07-28, we asked for {PROTOCOL_VERSION})"
             )
         })?;
-        let head = request_head(a, Some((&session, &version)));
+        let head = request_head(a, HeadFor::Session(&session, &version));
         req.clear();
         render(&mut req, &head, workload::initialized_body().as_bytes());
         let (status, _, _) = conn
@@ -702,11 +717,17 @@ impl Transport for HttpTransport {
     type Addr = HttpAddr;
 
     async fn open(a: &HttpAddr, work: Arc<Workload>, timeout: Duration) -> anyhow::Result<Self> {
-        let (first, head) = Self::handshake(a, timeout).await?;
         let n = a.connections.max(1);
         let mut conns = Vec::with_capacity(n);
-        conns.push(first);
-        for _ in 1..n {
+        let head = if work.per_request() {
+            // Revision 2026-07-28: no handshake, no session; the routing headers name the tool.
+            request_head(a, HeadFor::PerRequest(work.tool()))
+        } else {
+            let (first, head) = Self::handshake(a, timeout).await?;
+            conns.push(first);
+            head
+        };
+        while conns.len() < n {
             conns.push(Conn::connect(a.addr, timeout).await?);
         }
         Ok(Self {

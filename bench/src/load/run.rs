@@ -17,7 +17,6 @@ use super::scan::{Scanned, scan};
 use super::stats::{Batch, Collector, Latency, Report, group};
 use super::transport::{Endpoint, TcpTransport, Transport};
 use super::window::Window;
-use super::workload::Workload;
 use crate::procstat::CpuUsage;
 
 /// How often a session checks for timed-out requests and publishes its counts when idle.
@@ -334,7 +333,7 @@ pub async fn open_sessions(args: &LoadArgs) -> anyhow::Result<Opened> {
 }
 
 async fn open_with<T: Transport>(args: &LoadArgs, addr: T::Addr) -> anyhow::Result<Opened> {
-    let work = Arc::new(Workload::tools_call(&args.tool, &args.args));
+    let work = Arc::new(args.workload());
     let setup = Arc::new(Semaphore::new(SETUP_PARALLELISM));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
@@ -393,7 +392,7 @@ struct Go {
 }
 
 async fn run_with<T: Transport>(args: &LoadArgs, addr: T::Addr) -> anyhow::Result<Report> {
-    let work = Arc::new(Workload::tools_call(&args.tool, &args.args));
+    let work = Arc::new(args.workload());
     let n = args.sessions;
     let collector = Arc::new(Collector::new(args.threads * 2));
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<(), String>>(n);
@@ -591,6 +590,7 @@ async fn run_with<T: Transport>(args: &LoadArgs, addr: T::Addr) -> anyhow::Resul
         sessions_ok: ok,
         concurrency: args.concurrency,
         tool: args.tool.clone(),
+        revision: args.revision.clone(),
         duration: args.duration,
         warmup: args.warmup,
         rate: args.rate,

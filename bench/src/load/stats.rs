@@ -211,6 +211,8 @@ pub struct Report {
     pub concurrency: usize,
     /// Tool called.
     pub tool: String,
+    /// MCP revision of the requests.
+    pub revision: String,
     /// Measured period.
     pub duration: Duration,
     /// Warm-up.
@@ -255,8 +257,9 @@ impl Report {
         };
         let _ = writeln!(
             s,
-            "erlmcp-load {}: {} session(s) x {} in flight, tools/call {}, {} measured after {} warm-up, {}, {} thread(s)",
+            "erlmcp-load {} (revision {}): {} session(s) x {} in flight, tools/call {}, {} measured after {} warm-up, {}, {} thread(s)",
             self.target,
+            self.revision,
             self.sessions,
             self.concurrency,
             self.tool,
@@ -361,6 +364,7 @@ impl Report {
             "sessions_ok": self.sessions_ok,
             "concurrency": self.concurrency,
             "tool": self.tool,
+            "revision": self.revision,
             "duration_s": self.duration.as_secs_f64(),
             "warmup_s": self.warmup.as_secs_f64(),
             "rate": self.rate,
@@ -456,6 +460,7 @@ mod tests {
             sessions_ok: 64,
             concurrency: 4,
             tool: "echo".into(),
+            revision: "2025-11-25".into(),
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(1),
             rate: None,

@@ -188,8 +188,12 @@ impl Transport for TcpTransport {
             .await
             .map_err(|_| anyhow!("connecting to {addr} timed out after {timeout:?}"))?
             .with_context(|| format!("connecting to {addr}"))?;
+        let per_request = work.per_request();
         let mut t = TcpTransport::new(stream, work)?;
-        t.handshake(timeout).await?;
+        // Revision 2026-07-28 has no handshake: every request carries its `_meta`.
+        if !per_request {
+            t.handshake(timeout).await?;
+        }
         Ok(t)
     }
 

@@ -3,8 +3,10 @@
 
 use serde_json::{Value, json};
 
-/// MCP revision the load generator asks for.
+/// MCP revision the load generator asks for in `initialize` (sessions).
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The revision without sessions: every request carries it in `_meta` (`--revision 2026-07-28`).
+pub const PER_REQUEST_VERSION: &str = "2026-07-28";
 
 /// Id of the `initialize` request (the window never issues 0).
 pub const INITIALIZE_ID: u64 = 0;
@@ -14,18 +16,49 @@ pub const INITIALIZE_ID: u64 = 0;
 pub struct Workload {
     prefix: Box<[u8]>,
     suffix: Box<[u8]>,
+    tool: String,
+    per_request: bool,
 }
 
 impl Workload {
-    /// `tools/call` of `tool` with `arguments`.
+    /// `tools/call` of `tool` with `arguments` in a session (revision 2025-11-25).
     pub fn tools_call(tool: &str, arguments: &Value) -> Self {
+        Self::new(tool, arguments, false)
+    }
+
+    /// `tools/call` of `tool` with `arguments` on revision 2026-07-28: no session, every
+    /// request carries its version and client capabilities in `_meta`.
+    pub fn tools_call_per_request(tool: &str, arguments: &Value) -> Self {
+        Self::new(tool, arguments, true)
+    }
+
+    fn new(tool: &str, arguments: &Value, per_request: bool) -> Self {
         let prefix = br#"{"jsonrpc":"2.0","id":"#;
-        let params = json!({"name": tool, "arguments": arguments});
+        let mut params = json!({"name": tool, "arguments": arguments});
+        if per_request {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": PER_REQUEST_VERSION,
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "erlmcp-load", "version": env!("CARGO_PKG_VERSION")},
+            });
+        }
         let suffix = format!(r#","method":"tools/call","params":{params}}}"#);
         Self {
             prefix: prefix.to_vec().into_boxed_slice(),
             suffix: suffix.into_bytes().into_boxed_slice(),
+            tool: tool.to_string(),
+            per_request,
         }
+    }
+
+    /// Whether the requests follow revision 2026-07-28 (no handshake, no session).
+    pub fn per_request(&self) -> bool {
+        self.per_request
+    }
+
+    /// The tool called.
+    pub fn tool(&self) -> &str {
+        &self.tool
     }
 
     /// Appends the request with `id`, newline-terminated (NDJSON).
@@ -97,6 +130,21 @@ mod tests {
         );
         let b: Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(b["id"], json!(u64::MAX));
+    }
+
+    #[test]
+    fn per_request_requests_carry_their_revision_in_meta() {
+        let w = Workload::tools_call_per_request("echo", &json!({"text": "x"}));
+        assert!(w.per_request() && w.tool() == "echo");
+        let mut out = Vec::new();
+        w.write_body(&mut out, 7);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            PER_REQUEST_VERSION
+        );
+        assert!(v["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"].is_object());
+        assert_eq!(v["params"]["arguments"], json!({"text": "x"}));
     }
 
     #[test]
