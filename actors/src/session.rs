@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use erlmcp_runtime::changes::{Change, Listen};
-use erlmcp_runtime::context::{Context, SessionPeer};
+use erlmcp_runtime::context::{Context, Handles, SessionPeer};
 use erlmcp_runtime::jsonrpc::{ErrorObject, Id, Notification, Response, code};
 use erlmcp_runtime::protocol::{LogLevel, method};
 use erlmcp_runtime::reply::{ClientSink, Outbound, Responder, send_lossy};
@@ -166,7 +166,8 @@ pub struct SessionActorState {
     id: Arc<str>,
     env: Arc<NodeEnv>,
     shard: ActorRef<ShardMsg>,
-    router: Router,
+    /// What its workers open and close handles with (the node's router; made once).
+    handles: Arc<dyn Handles>,
     /// By request id (session rules) or by an id of our own (per-request rules: many clients
     /// may use one handle, each with its own ids).
     in_flight: InFlight<Running>,
@@ -278,7 +279,7 @@ impl SessionActorState {
                         job.progress_token.clone(),
                         peer,
                     )
-                    .with_handles(Arc::new(self.router.clone())),
+                    .with_handles(self.handles.clone()),
                 );
                 let (me, k) = (myself.clone(), key.clone());
                 let w = worker::spawn(server, job, ctx, responder, move || {
@@ -470,7 +471,7 @@ impl Actor for Session {
             state: args.state,
             env: args.env,
             shard: args.shard,
-            router: args.router,
+            handles: Arc::new(args.router),
             in_flight: InFlight::new(max),
             next_internal: 0,
             client: None,

@@ -25,6 +25,11 @@ mod stdio;
 mod tcp;
 mod tree;
 
+/// mimalloc: a request allocates dozens of small objects across threads; glibc's malloc and
+/// free cost ~19 % of a loaded node's CPU (measured with perf, bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -201,12 +201,7 @@ fn routes(http: Arc<Http>) -> Routes {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(http.clone(), limit_body))
-        .layer(middleware::from_fn(check_media))
-        .layer(middleware::from_fn_with_state(
-            http.clone(),
-            guard_host_origin,
-        ))
+        .layer(middleware::from_fn_with_state(http.clone(), guard))
         .with_state(http)
 }
 
@@ -219,48 +214,43 @@ fn error_response(e: HttpError) -> Response {
     (status, [(CONTENT_TYPE, h::JSON)], e.body()).into_response()
 }
 
-/// DNS-rebinding protection: `Host` and `Origin` against the allow-list (403).
-async fn guard_host_origin(
-    State(http): State<Arc<Http>>,
-    req: HttpRequest,
-    next: Next,
-) -> Response {
+/// The checks before any handler, in this order (one layer: each is a plain function of
+/// `erlmcp_runtime::http`, and three `from_fn` layers cost three boxed futures per request):
+///
+/// 1. DNS-rebinding protection: `Host` and `Origin` against the allow-list (403);
+/// 2. `Accept` (406) and `Content-Type` (415) of POST and GET;
+/// 3. a declared body over the limit is refused before it is read (413); bodies without a
+///    length are cut off by `DefaultBodyLimit` as they are read.
+async fn guard(State(http): State<Arc<Http>>, req: HttpRequest, next: Next) -> Response {
     let headers = req.headers();
     // HTTP/2 carries the host in the URI's authority instead of a Host header.
     let host = header(headers, HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
-    if let Err(e) = http.allow.check(host, header(headers, ORIGIN)) {
-        tracing::debug!(error = %e, "request refused");
-        return error_response(e);
-    }
-    next.run(req).await
-}
-
-/// `Accept` (406) and `Content-Type` (415) of POST and GET.
-async fn check_media(req: HttpRequest, next: Next) -> Response {
-    let headers = req.headers();
-    let checked = match *req.method() {
-        Method::POST => h::check_post_accept(header(headers, ACCEPT))
-            .and_then(|()| h::check_content_type(header(headers, CONTENT_TYPE))),
-        Method::GET => h::check_get_accept(header(headers, ACCEPT)),
-        _ => Ok(()),
-    };
+    let checked = http
+        .allow
+        .check(host, header(headers, ORIGIN))
+        .and_then(|()| {
+            match *req.method() {
+                Method::POST => h::check_post_accept(header(headers, ACCEPT))
+                    .and_then(|()| h::check_content_type(header(headers, CONTENT_TYPE))),
+                Method::GET => h::check_get_accept(header(headers, ACCEPT)),
+                _ => Ok(()),
+            }
+            .and_then(|()| {
+                match header(headers, CONTENT_LENGTH).and_then(|v| v.trim().parse::<usize>().ok()) {
+                    Some(len) => h::check_body_size(len, http.limit),
+                    None => Ok(()),
+                }
+            })
+        });
     match checked {
         Ok(()) => next.run(req).await,
-        Err(e) => error_response(e),
+        Err(e) => {
+            if e.status == 403 {
+                tracing::debug!(error = %e, "request refused");
+            }
+            error_response(e)
+        }
     }
-}
-
-/// A declared body over the limit is refused before it is read (413); bodies without a length
-/// are cut off by `DefaultBodyLimit` as they are read.
-async fn limit_body(State(http): State<Arc<Http>>, req: HttpRequest, next: Next) -> Response {
-    let declared =
-        header(req.headers(), CONTENT_LENGTH).and_then(|v| v.trim().parse::<usize>().ok());
-    if let Some(len) = declared
-        && let Err(e) = h::check_body_size(len, http.limit)
-    {
-        return error_response(e);
-    }
-    next.run(req).await
 }
 
 async fn method_not_allowed() -> Response {
