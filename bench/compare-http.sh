@@ -219,23 +219,30 @@ if [ "$IDLE_SESSIONS" -gt 0 ]; then
             wait_passivated
             sleep 1
             passive1=$(rss_kib)
-            # A second batch reuses what the first one freed: the marginal cost of a passivated
-            # session once the allocator holds freed pages (glibc does not return them).
+            # A second and a third batch reuse what the first one freed: the marginal cost of a
+            # passivated session once the allocator holds freed pages.
             open_idle erlmcp "$n"
             wait_passivated
             sleep 1
             passive2=$(rss_kib)
+            open_idle erlmcp "$n"
+            wait_passivated
+            sleep 1
+            passive3=$(rss_kib)
             stats=$(curl -sf "http://127.0.0.1:$ERL_ADMIN/admin/stats" | jq -c .sessions)
             trimmed=$(trimmed_rss_kib)
             stop_server
             line=$(echo "$line" | jq -c --argjson b "$base" --argjson p "$peak" --argjson p1 "$passive1" \
-                --argjson p2 "$passive2" --argjson n "$n" --argjson st "$stats" --argjson t "$trimmed" \
+                --argjson p2 "$passive2" --argjson p3 "$passive3" --argjson n "$n" --argjson st "$stats" \
+                --argjson t "$trimmed" \
                 '. + {passivate_base_kib: $b, passivate_peak_kib: $p, passivated_kib: $p1, passivated2_kib: $p2,
-                      passivated_trimmed_kib: $t,
+                      passivated3_kib: $p3, passivated_trimmed_kib: $t,
                       passivated_bytes_per_session: ((($p1 - $b) * 1024 / $n) | floor),
                       passivated_marginal_bytes_per_session: ((($p2 - $p1) * 1024 / $n) | floor),
+                      passivated_marginal3_bytes_per_session: ((($p3 - $p2) * 1024 / $n) | floor),
+                      passivated_overall_bytes_per_session: ((($p3 - $b) * 1024 / (3 * $n)) | floor),
                       passivated_trimmed_bytes_per_session:
-                        (if $t == null then null else ((($t - $b) * 1024 / (2 * $n)) | floor) end),
+                        (if $t == null then null else ((($t - $b) * 1024 / (3 * $n)) | floor) end),
                       stats_after: $st}')
         fi
         echo "$line" >>"$OUT/memory.jsonl"
@@ -249,6 +256,8 @@ import json, os, statistics, sys
 
 out = sys.argv[1]
 rows = [json.loads(l) for l in open(os.path.join(out, "results.jsonl")) if l.strip()]
+if not rows:
+    rows = []
 mem = [json.loads(l) for l in open(os.path.join(out, "memory.jsonl")) if l.strip()]
 
 def med(xs):
@@ -258,8 +267,9 @@ groups = {}
 for r in rows:
     groups.setdefault((r.get("revision", "2025-11-25"), r["sessions"], r["concurrency"], r["server"]), []).append(r)
 
-print(f"\nMCP Streamable HTTP, tools/call echo; server pinned to one core, erlmcp-load to the other; "
-      f"{rows[0]['duration_s']:.0f} s runs" + (f", median of {len(rows) // len(groups)} rounds" if len(rows) > len(groups) else ""))
+if rows:
+    print(f"\nMCP Streamable HTTP, tools/call echo; server pinned to one core, erlmcp-load to the other; "
+          f"{rows[0]['duration_s']:.0f} s runs" + (f", median of {len(rows) // len(groups)} rounds" if len(rows) > len(groups) else ""))
 print()
 multi = len(rows) > len(groups)
 hdr = f"{'server':<7} {'revision':<10} {'sessions':>9} {'req/s':>8} {'p50 us':>8} {'p99 us':>8} {'srv us/req':>10} {'srv CPU':>7} {'errors':>6} {'runq ms/s srv/cli':>17} {'load':>5}" + ("  req/s range" if multi else "")
@@ -302,9 +312,11 @@ if mem:
         line = f"idle memory, {m['server']}: {m['sessions']} sessions, {m['active_bytes_per_session']} B per session"
         if "passivated_bytes_per_session" in m:
             line += (f"; after passivation {m['passivated_bytes_per_session']} B per session"
-                     f" (a second batch adds {m['passivated_marginal_bytes_per_session']} B per session")
+                     f" (a second batch adds {m['passivated_marginal_bytes_per_session']} B per session,"
+                     f" a third {m.get('passivated_marginal3_bytes_per_session')} B;"
+                     f" all three batches {m.get('passivated_overall_bytes_per_session')} B per session")
             if m.get("passivated_trimmed_bytes_per_session") is not None:
-                line += f"; both batches after malloc_trim: {m['passivated_trimmed_bytes_per_session']} B per session"
+                line += f"; after malloc_trim: {m['passivated_trimmed_bytes_per_session']} B per session"
             line += "; goal <= 2048)"
         print(line)
 print(f"\nraw results: {out}")

@@ -588,6 +588,10 @@ impl Actor for Session {
                 }
             }
             SessionMsg::IdleCheck => {
+                // A stream that ended (an HTTP request's) keeps its channel's memory while held.
+                if s.client.as_ref().is_some_and(ClientSink::is_closed) {
+                    s.client = None;
+                }
                 if s.idle() {
                     s.commit();
                     s.passivating = true;
