@@ -4,9 +4,14 @@
 use serde_json::value::RawValue;
 
 use super::*;
-use crate::jsonrpc::code;
-use crate::protocol::{META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION};
-use crate::registry::{CallToolResult, Resource};
+use crate::changes::Change;
+use crate::jsonrpc::{ErrorObject, Id, Notification, Request, code};
+use crate::protocol::{
+    LogLevel, META_CLIENT_CAPABILITIES, META_LOG_LEVEL, META_PROTOCOL_VERSION, META_SERVER_INFO,
+    method,
+};
+use crate::registry::{CallToolResult, Resource, Tool};
+use crate::session::Phase;
 
 fn registry() -> Registry {
     let mut r = Registry::new();
