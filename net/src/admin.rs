@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 mod client;
 
 pub use client::{
-    AdminClient, AdminClientBuilder, AdminError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT,
+    AdminClient, AdminClientBuilder, AdminError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, causes,
 };
 
 /// `GET /health`.

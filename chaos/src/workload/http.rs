@@ -19,10 +19,10 @@
 //!   [`CallError::Dropped`], indeterminate, since the request may have reached the node;
 //! - a 2xx body that is not the response to the request: [`CallError::Malformed`].
 
-use std::error::Error as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use erlmcp_net::admin::causes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
@@ -197,24 +197,6 @@ impl HttpConn {
         } else {
             CallError::Dropped(causes(e))
         }
-    }
-}
-
-/// A reqwest error's causes, `outer: inner` (its own message only names the URL).
-fn causes(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    if parts.is_empty() {
-        e.to_string()
-    } else {
-        parts.join(": ")
     }
 }
 

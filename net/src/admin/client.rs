@@ -145,8 +145,9 @@ fn status_text(code: u16) -> String {
 }
 
 /// The causes of a reqwest error, `outer: inner` (its own message only says "error sending
-/// request for url (...)", and the address is named already).
-fn causes(e: &reqwest::Error) -> String {
+/// request for url (...)", and the address is named already). Shared with every reqwest user
+/// of the workspace (the chaos workload).
+pub fn causes(e: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut source = e.source();
     while let Some(s) = source {
