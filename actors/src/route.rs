@@ -167,6 +167,8 @@ struct Inner {
     shards: ShardDirectory,
     live: Arc<LiveSessions>,
     workers: WorkerSup,
+    /// What workers open and close handles with (made once).
+    handles: Arc<dyn Handles>,
 }
 
 /// The road to a node's sessions (see the module docs). Cheap to clone.
@@ -176,11 +178,13 @@ pub struct Router(Arc<Inner>);
 impl Router {
     pub(crate) fn new(env: Arc<NodeEnv>, shards: ShardDirectory, live: Arc<LiveSessions>) -> Self {
         let workers = WorkerSup::new(env.config.max_stateless_in_flight);
+        let handles = Arc::new(shards.clone());
         Self(Arc::new(Inner {
             env,
             shards,
             live,
             workers,
+            handles,
         }))
     }
 
@@ -316,7 +320,7 @@ impl Router {
                         job.progress_token.clone(),
                         peer,
                     )
-                    .with_handles(Arc::new(self.clone())),
+                    .with_handles(self.0.handles.clone()),
                 );
                 worker::spawn(server, job, ctx, responder, move || drop(slot)).detach();
             }
@@ -331,15 +335,7 @@ impl Router {
         state: SessionState,
         activate: bool,
     ) -> Result<(Arc<str>, Option<ActorRef<SessionMsg>>), ErrorObject> {
-        let shard = self.0.shards.get().ok_or_else(not_serving)?;
-        ractor::call_t!(
-            shard,
-            ShardMsg::Create,
-            CALL_TIMEOUT.as_millis() as u64,
-            state,
-            activate
-        )
-        .map_err(|e| ErrorObject::internal(format!("the shard did not answer: {e}")))?
+        create(&self.0.shards, state, activate).await
     }
 
     /// Whether session `id` exists (live or passivated).
@@ -360,30 +356,54 @@ impl Router {
     /// Ends session `id` for good: its in-flight requests are answered with an error, its
     /// transport state closed, its state forgotten. Returns whether it existed.
     pub async fn terminate(&self, id: &Arc<str>) -> Result<bool, ErrorObject> {
-        let shard = self.0.shards.get().ok_or_else(not_serving)?;
-        ractor::call_t!(
-            shard,
-            ShardMsg::Terminate,
-            CALL_TIMEOUT.as_millis() as u64,
-            id.clone()
-        )
-        .map_err(|e| ErrorObject::internal(format!("the shard did not answer: {e}")))
+        terminate(&self.0.shards, id).await
+    }
+
+    /// What workers open and close handles with.
+    pub fn handles(&self) -> Arc<dyn Handles> {
+        self.0.handles.clone()
     }
 }
 
-impl Handles for Router {
+async fn create(
+    shards: &ShardDirectory,
+    state: SessionState,
+    activate: bool,
+) -> Result<(Arc<str>, Option<ActorRef<SessionMsg>>), ErrorObject> {
+    let shard = shards.get().ok_or_else(not_serving)?;
+    ractor::call_t!(
+        shard,
+        ShardMsg::Create,
+        CALL_TIMEOUT.as_millis() as u64,
+        state,
+        activate
+    )
+    .map_err(|e| ErrorObject::internal(format!("the shard did not answer: {e}")))?
+}
+
+async fn terminate(shards: &ShardDirectory, id: &Arc<str>) -> Result<bool, ErrorObject> {
+    let shard = shards.get().ok_or_else(not_serving)?;
+    ractor::call_t!(
+        shard,
+        ShardMsg::Terminate,
+        CALL_TIMEOUT.as_millis() as u64,
+        id.clone()
+    )
+    .map_err(|e| ErrorObject::internal(format!("the shard did not answer: {e}")))
+}
+
+/// State handles are opened and closed in the node's shard.
+impl Handles for ShardDirectory {
     fn open(&self) -> BoxFuture<'static, Result<String, ErrorObject>> {
-        let router = self.clone();
+        let shards = self.clone();
         Box::pin(async move {
-            let (id, _) = router
-                .create(SessionState::handle(new_session_id()), false)
-                .await?;
+            let (id, _) = create(&shards, SessionState::handle(new_session_id()), false).await?;
             Ok(id.to_string())
         })
     }
     fn close(&self, id: String) -> BoxFuture<'static, Result<bool, ErrorObject>> {
-        let router = self.clone();
-        Box::pin(async move { router.terminate(&Arc::from(id)).await })
+        let shards = self.clone();
+        Box::pin(async move { terminate(&shards, &Arc::from(id)).await })
     }
 }
 

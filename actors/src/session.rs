@@ -471,7 +471,7 @@ impl Actor for Session {
             state: args.state,
             env: args.env,
             shard: args.shard,
-            handles: Arc::new(args.router),
+            handles: args.router.handles(),
             in_flight: InFlight::new(max),
             next_internal: 0,
             client: None,

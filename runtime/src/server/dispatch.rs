@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use super::Server;
 use super::envelope::{Dispatch, Envelope, Rules, Work};
-use super::work::{Gate, Job};
+use super::work::{Gate, Job, LazyBinding};
 use crate::jsonrpc::{self, ErrorObject, Id, Notification, code};
-use crate::mrtr::{self, Binding, InputRound};
+use crate::mrtr::{self, InputRound};
 use crate::protocol::{LogLevel, Revision, method, negotiate_version};
 use crate::request::{Call, method_spec, served};
 use crate::session::{Phase, SessionState};
@@ -226,13 +226,21 @@ fn stateless(
             Work::ReadResource { uri } => (uri.clone(), Value::Null),
             Work::Complete { .. } => (String::new(), Value::Null),
         };
-        let binding = Binding::new(job.work.method(), &target, &args, p.principal.as_deref());
-        let mut responses = match &p.input.request_state {
-            None => BTreeMap::new(),
-            Some(s) => match mrtr::open(&server.options.state_key, s, &binding, now_ms) {
-                Ok(r) => r,
-                Err(e) => return Dispatch::err(e.into()),
-            },
+        let binding = LazyBinding::Later {
+            method: job.work.method(),
+            target,
+            args,
+            principal: p.principal.clone(),
+        };
+        let (mut responses, binding) = match &p.input.request_state {
+            None => (BTreeMap::new(), binding),
+            Some(s) => {
+                let binding = binding.resolve();
+                match mrtr::open(&server.options.state_key, s, &binding, now_ms) {
+                    Ok(r) => (r, LazyBinding::Ready(binding)),
+                    Err(e) => return Dispatch::err(e.into()),
+                }
+            }
         };
         responses.extend(p.input.responses.clone());
         let round = InputRound::new(responses, p.input.request_state.is_some());

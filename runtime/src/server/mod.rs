@@ -155,6 +155,9 @@ pub struct Server {
     /// Settings.
     pub options: ServerOptions,
     info_json: Value,
+    /// The decorations of revision 2026-07-28 answers, made once: discover, lists, read, a
+    /// tool call, anything else.
+    decorations: [Arc<Decoration>; 5],
 }
 
 impl std::fmt::Debug for Server {
@@ -176,12 +179,28 @@ impl Server {
         options: ServerOptions,
     ) -> Self {
         let info_json = json!({ "name": info.name, "version": info.version });
+        let decoration = |cache: Option<&CacheHint>, tool| {
+            Arc::new(Decoration {
+                cache: cache.cloned(),
+                server_info: info_json.clone(),
+                tool,
+            })
+        };
+        let c = &options.cache;
+        let decorations = [
+            decoration(Some(&c.discover), false),
+            decoration(Some(&c.lists), false),
+            decoration(Some(&c.read), false),
+            decoration(None, true),
+            decoration(None, false),
+        ];
         Self {
             registry,
             info,
             node,
             options,
             info_json,
+            decorations,
         }
     }
 
@@ -244,19 +263,16 @@ impl Server {
     pub fn shape(&self, env: &Envelope) -> Shape {
         match &env.rules {
             Rules::Session => Shape::Session,
-            Rules::PerRequest(_) => {
-                let cache = match &env.call {
-                    Call::Discover => Some(self.options.cache.discover.clone()),
-                    Call::List { .. } => Some(self.options.cache.lists.clone()),
-                    Call::ReadResource { .. } => Some(self.options.cache.read.clone()),
-                    _ => None,
-                };
-                Shape::PerRequest(Arc::new(Decoration {
-                    cache,
-                    server_info: self.info_json.clone(),
-                    tool: matches!(env.call, Call::CallTool { .. }),
-                }))
-            }
+            Rules::PerRequest(_) => Shape::PerRequest(
+                self.decorations[match &env.call {
+                    Call::Discover => 0,
+                    Call::List { .. } => 1,
+                    Call::ReadResource { .. } => 2,
+                    Call::CallTool { .. } => 3,
+                    _ => 4,
+                }]
+                .clone(),
+            ),
         }
     }
 }

@@ -98,7 +98,7 @@ pub struct Job {
     pub gate: Gate,
     /// The client capabilities declared with the request (per-request rules).
     pub client_capabilities: Option<Value>,
-    pub(super) round: Option<(Arc<InputRound>, Binding)>,
+    pub(super) round: Option<(Arc<InputRound>, LazyBinding)>,
 }
 
 impl Job {
@@ -112,6 +112,35 @@ impl Job {
             base = base.with_input_round(round.clone());
         }
         base
+    }
+}
+
+/// What a `requestState` is bound to, hashed only when needed (to verify a state the request
+/// brought, or to seal one for an `input_required` answer): hashing the arguments of every call
+/// would cost each 2026-07-28 `tools/call` a canonical JSON rendering and a SHA-256.
+pub(super) enum LazyBinding {
+    /// Already computed.
+    Ready(Binding),
+    /// To compute from these.
+    Later {
+        method: &'static str,
+        target: String,
+        args: Value,
+        principal: Option<String>,
+    },
+}
+
+impl LazyBinding {
+    pub(super) fn resolve(self) -> Binding {
+        match self {
+            LazyBinding::Ready(b) => b,
+            LazyBinding::Later {
+                method,
+                target,
+                args,
+                principal,
+            } => Binding::new(method, &target, &args, principal.as_deref()),
+        }
     }
 }
 
@@ -155,7 +184,7 @@ pub async fn run(server: &Server, job: Job, ctx: Context) -> Outcome {
         None => Outcome::Complete(job.work.run(&registry, ctx).await),
         Some((round, binding)) => match mrtr::drive(&round, job.work.run(&registry, ctx)).await {
             Ran::Complete(r) => Outcome::Complete(r),
-            Ran::InputRequired => Outcome::InputRequired(round.input_required(), binding),
+            Ran::InputRequired => Outcome::InputRequired(round.input_required(), binding.resolve()),
         },
     }
 }
