@@ -38,6 +38,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
 /// purges when the freeing thread allocates again, so a node whose sessions passivated after a
 /// burst kept the burst's peak resident). Measured: no throughput cost (bench/README.md).
 fn purge_freed_memory_at_once() {
+    // An operator's MIMALLOC_PURGE_DELAY wins.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: a plain option setter of the C allocator, valid at any time.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
 }
