@@ -25,26 +25,12 @@ mod stdio;
 mod tcp;
 mod tree;
 /// mimalloc: a request allocates dozens of small objects across threads; glibc's malloc and
-/// free cost ~19 % of a loaded node's CPU (measured with perf, bench/README.md).
+/// free cost ~19 % of a loaded node's CPU (measured with perf, bench/README.md). Its default
+/// purge delay (10 ms) stays: purging freed memory at once cost ~20 % of TCP throughput and
+/// did not lower the memory of passivated sessions (bench/README.md). `MIMALLOC_*` environment
+/// variables tune it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `purge_delay` option (`mimalloc.h`: right before `use_numa_nodes`; the sys
-/// crate names no constant for it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
-    libmimalloc_sys::mi_option_use_numa_nodes - 1;
-
-/// Freed memory goes back to the OS at once (mimalloc's default waits a second and then only
-/// purges when the freeing thread allocates again, so a node whose sessions passivated after a
-/// burst kept the burst's peak resident). Measured: no throughput cost (bench/README.md).
-fn purge_freed_memory_at_once() {
-    // An operator's MIMALLOC_PURGE_DELAY wins.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    // SAFETY: a plain option setter of the C allocator, valid at any time.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
-}
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -201,7 +187,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    purge_freed_memory_at_once();
     // ractor_cluster compiles aws-lc-rs in next to ring, so rustls cannot pick a provider by
     // itself; our configs name ring explicitly, this covers any library that asks for the default.
     let _ = rustls::crypto::ring::default_provider().install_default();
