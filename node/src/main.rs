@@ -13,6 +13,7 @@
 //! Logs go to stderr only, so stdout carries nothing but protocol messages.
 
 mod admin;
+mod allocator;
 mod certs;
 mod config;
 mod connect;
@@ -24,13 +25,6 @@ mod status;
 mod stdio;
 mod tcp;
 mod tree;
-/// mimalloc: a request allocates dozens of small objects across threads; glibc's malloc and
-/// free cost ~19 % of a loaded node's CPU (measured with perf, bench/README.md). Its default
-/// purge delay (10 ms) stays: purging freed memory at once cost ~20 % of TCP throughput and
-/// did not lower the memory of passivated sessions (bench/README.md). `MIMALLOC_*` environment
-/// variables tune it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -170,6 +164,7 @@ async fn run_connect(args: connect::ConnectArgs) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(allocator::collect_when_idle)
         .build()
         .context("starting the tokio runtime")?;
     let result = runtime.block_on(async {
