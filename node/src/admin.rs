@@ -20,7 +20,6 @@
 //! It binds in `pre_start` (a busy address fails the start, naming it) and stops serving in
 //! `post_stop`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -40,11 +39,10 @@ use erlmcp_supervisors::{ChildSpec, Shutdown, TreeSnapshot};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::tree::{Listener, ListenerMsg, NodeStatus};
+use crate::tree::{Listener, ListenerMsg, NodeStatus, ServedListener};
 
 /// How long open admin requests may take to finish when the admin API stops.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -81,14 +79,6 @@ pub struct AdminArgs {
     pub status: Arc<NodeStatus>,
 }
 
-/// Live state of the admin API.
-pub struct AdminState {
-    local: SocketAddr,
-    stop: CancellationToken,
-    server: JoinHandle<()>,
-    status: Arc<NodeStatus>,
-}
-
 #[derive(Clone)]
 struct Ctx {
     engine: Engine,
@@ -97,14 +87,14 @@ struct Ctx {
 
 impl Actor for AdminActor {
     type Msg = ListenerMsg;
-    type State = AdminState;
+    type State = ServedListener;
     type Arguments = AdminArgs;
 
     async fn pre_start(
         &self,
         _: ActorRef<ListenerMsg>,
         a: AdminArgs,
-    ) -> Result<AdminState, ActorProcessingErr> {
+    ) -> Result<ServedListener, ActorProcessingErr> {
         let listener = crate::tcp::bind(&a.addr)
             .await
             .map_err(|e| format!("cannot listen for the admin API on {}: {e}", a.addr))?;
@@ -126,27 +116,25 @@ impl Actor for AdminActor {
                 }
             }
         });
-        a.status.set(Listener::Admin, Some(local.to_string()));
         if let Some(c) = &a.status.cluster {
             c.set_admin_addr(local.to_string());
         }
         tracing::info!(admin = %local, "listening");
-        Ok(AdminState {
+        Ok(ServedListener::started(
+            Listener::Admin,
             local,
             stop,
             server,
-            status: a.status,
-        })
+            a.status,
+        ))
     }
 
     async fn post_stop(
         &self,
         _: ActorRef<ListenerMsg>,
-        s: &mut AdminState,
+        s: &mut ServedListener,
     ) -> Result<(), ActorProcessingErr> {
-        s.status.set(Listener::Admin, None);
-        crate::tree::stop_server(&s.stop, &mut s.server, STOP_GRACE).await;
-        tracing::info!(admin = %s.local, "admin API stopped");
+        s.stop(STOP_GRACE).await;
         Ok(())
     }
 }

@@ -362,17 +362,51 @@ impl NodeStatus {
 pub enum ListenerMsg {}
 impl ractor::Message for ListenerMsg {}
 
-/// Stops a listener's server task: signals `stop`, waits up to `grace` for it to finish its
-/// graceful shutdown, then aborts it.
-pub async fn stop_server(
-    stop: &tokio_util::sync::CancellationToken,
-    server: &mut tokio::task::JoinHandle<()>,
-    grace: std::time::Duration,
-) {
-    stop.cancel();
-    if tokio::time::timeout(grace, &mut *server).await.is_err() {
-        server.abort();
-        let _ = (&mut *server).await;
+/// A listener whose axum server runs on a task of its own (Streamable HTTP, the admin API): the
+/// state its actor keeps, and how it stops.
+pub struct ServedListener {
+    /// Which listener it is in the node's status.
+    pub which: Listener,
+    /// The address it listens on.
+    pub local: std::net::SocketAddr,
+    /// Cancelled to make the server stop accepting and shut down gracefully.
+    pub stop: CancellationToken,
+    /// The server's task.
+    pub server: tokio::task::JoinHandle<()>,
+    /// Where the listener's address is published.
+    pub status: Arc<NodeStatus>,
+}
+
+impl ServedListener {
+    /// Publishes the listener in the node's status and returns its state. (The caller logs
+    /// `listening KIND=ADDR`: tests and operators read the address from that line.)
+    pub fn started(
+        which: Listener,
+        local: std::net::SocketAddr,
+        stop: CancellationToken,
+        server: tokio::task::JoinHandle<()>,
+        status: Arc<NodeStatus>,
+    ) -> Self {
+        status.set(which, Some(local.to_string()));
+        Self {
+            which,
+            local,
+            stop,
+            server,
+            status,
+        }
+    }
+
+    /// Withdraws it from the status, signals its server to stop, waits up to `grace` for the
+    /// graceful shutdown, then aborts the server's task.
+    pub async fn stop(&mut self, grace: Duration) {
+        self.status.set(self.which, None);
+        self.stop.cancel();
+        if tokio::time::timeout(grace, &mut self.server).await.is_err() {
+            self.server.abort();
+            let _ = (&mut self.server).await;
+        }
+        tracing::info!(listener = ?self.which, addr = %self.local, "listener stopped");
     }
 }
 

@@ -26,7 +26,6 @@ mod post;
 mod streams;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,12 +48,11 @@ use erlmcp_runtime::jsonrpc::code;
 use erlmcp_supervisors::{ChildSpec, Shutdown};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::streams::HttpStreams;
 use crate::pump::Drain;
-use crate::tree::{Listener, ListenerMsg, NodeStatus};
+use crate::tree::{Listener, ListenerMsg, NodeStatus, ServedListener};
 
 /// How long open HTTP requests may take to finish when the listener stops.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -91,14 +89,6 @@ pub fn child_spec(args: HttpArgs) -> ChildSpec {
 /// The HTTP listener actor.
 pub struct HttpListenerActor;
 
-/// Live state of the HTTP listener.
-pub struct HttpListenerState {
-    local: SocketAddr,
-    stop: CancellationToken,
-    server: JoinHandle<()>,
-    status: Arc<NodeStatus>,
-}
-
 /// What every handler shares.
 struct Http {
     router: Router,
@@ -112,14 +102,14 @@ struct Http {
 
 impl Actor for HttpListenerActor {
     type Msg = ListenerMsg;
-    type State = HttpListenerState;
+    type State = ServedListener;
     type Arguments = HttpArgs;
 
     async fn pre_start(
         &self,
         _: ActorRef<ListenerMsg>,
         a: HttpArgs,
-    ) -> Result<HttpListenerState, ActorProcessingErr> {
+    ) -> Result<ServedListener, ActorProcessingErr> {
         let cannot =
             |e: &dyn std::fmt::Display| format!("cannot listen for HTTP on {}: {e}", a.addr);
         let listener = crate::tcp::bind(&a.addr).await.map_err(|e| cannot(&e))?;
@@ -164,24 +154,22 @@ impl Actor for HttpListenerActor {
             }
             tracing::info!(http = %local, "stopped accepting (draining)");
         });
-        a.status.set(Listener::Http, Some(local.to_string()));
         tracing::info!(http = %local, "listening");
-        Ok(HttpListenerState {
+        Ok(ServedListener::started(
+            Listener::Http,
             local,
             stop,
             server,
-            status: a.status,
-        })
+            a.status,
+        ))
     }
 
     async fn post_stop(
         &self,
         _: ActorRef<ListenerMsg>,
-        s: &mut HttpListenerState,
+        s: &mut ServedListener,
     ) -> Result<(), ActorProcessingErr> {
-        s.status.set(Listener::Http, None);
-        crate::tree::stop_server(&s.stop, &mut s.server, STOP_GRACE).await;
-        tracing::info!(http = %s.local, "HTTP listener stopped");
+        s.stop(STOP_GRACE).await;
         Ok(())
     }
 }
