@@ -8,7 +8,7 @@
 //!   request's `params._meta`;
 //! - [`AllowList`]: the `Host`/`Origin` allow-list (DNS-rebinding protection, 403);
 //! - [`check_post_accept`], [`check_get_accept`], [`check_content_type`], [`check_body_size`],
-//!   [`check_legacy_version`]: the other header rules (406, 415, 413, 400);
+//!   [`check_session_version`]: the other header rules (406, 415, 413, 400);
 //! - [`HttpError`]: an HTTP status with a JSON-RPC error body;
 //! - [`sse`]: SSE framing, the event-id scheme `<stream>:<seq>` and a session's bounded event
 //!   log, replayed after `Last-Event-ID`.
