@@ -9,6 +9,7 @@
 //! | `GET /admin/stats` | 200 [`Stats`] (a part that could not be read is `{"error": ..}`: [`Probe`]) |
 //! | `GET /admin/tree` | 200 [`TreeNode`]; 503 [`ErrorBody`] while the tree starts or does not answer |
 //! | `GET /admin/cluster` | 200 [`ClusterView`]; 404 [`ErrorBody`] without `--cluster`; 503 [`ErrorBody`] |
+//! | `POST /admin/forget` [`ForgetRequest`] | 200 [`Forgotten`]; 400, 404 (no such member, or no `--cluster`), 409 (up, suspect, or this node), 503 [`ErrorBody`] |
 //! | `POST /admin/chaos/kill` [`KillRequest`], `Authorization: Bearer TOKEN` | 200 [`Killed`]; 400, 401, 404, 409, 503 [`ErrorBody`] |
 //! | anything else | 404 [`ErrorBody`] `{"error":"not found"}` |
 //!
@@ -37,6 +38,8 @@ pub const STATS_PATH: &str = "/admin/stats";
 pub const TREE_PATH: &str = "/admin/tree";
 /// `GET /admin/cluster`.
 pub const CLUSTER_PATH: &str = "/admin/cluster";
+/// `POST /admin/forget`.
+pub const FORGET_PATH: &str = "/admin/forget";
 /// `POST /admin/chaos/kill`.
 pub const CHAOS_KILL_PATH: &str = "/admin/chaos/kill";
 
@@ -342,6 +345,45 @@ pub struct ClusterCounters {
     pub sessions_ready: u64,
     /// Gossip payloads dropped as malformed.
     pub bad_gossip: u64,
+    /// Node sessions refused because their name belongs to a live member.
+    #[serde(default)]
+    pub names_refused: u64,
+}
+
+/// A seed (`--join`) and whether it was reached, in [`ClusterView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    /// The address as given.
+    pub addr: String,
+    /// The member found there, once reached.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Whether a session with it is up now.
+    #[serde(default)]
+    pub reachable: bool,
+    /// Dials since it was last reached.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last dial failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// `POST /admin/forget`: forget a member that is down or left, on the answering node and every
+/// peer connected to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetRequest {
+    /// The member's node name.
+    pub node: String,
+}
+
+/// The answer to [`ForgetRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    /// The member forgotten.
+    pub node: String,
+    /// Its life that was forgotten (a newer life rejoins as a new member).
+    pub incarnation: u64,
 }
 
 /// `GET /admin/cluster`: the answering node's view of the mesh and its failure counters.
@@ -360,6 +402,19 @@ pub struct ClusterView {
     /// Its failure counters.
     #[serde(default)]
     pub counters: ClusterCounters,
+    /// The seeds it was given, reached or not.
+    #[serde(default)]
+    pub seeds: Vec<Seed>,
+    /// Whether it has joined its mesh (a node given no seeds has).
+    #[serde(default = "yes")]
+    pub joined: bool,
+    /// Why peers refuse it, while they do (its name belongs to a live member).
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ClusterView {

@@ -6,7 +6,10 @@
 //! - `GET /admin/stats` → connections (`count_children` of `ConnectionSup`, and TCP connections
 //!   accepted since start), sessions (the shard's counts) and listener addresses;
 //! - `GET /admin/tree` → the node's supervision tree as `tree_snapshot` reports it;
-//! - `GET /admin/cluster` → the member view and the cluster's failure counters;
+//! - `GET /admin/cluster` → the member view, the seeds (reached or not, with the last error),
+//!   whether the node has joined (or why peers refuse it) and the cluster's failure counters;
+//! - `POST /admin/forget` `{"node":NAME}` → forgets a member that is down or left, here and on
+//!   every connected peer (`erlmcp forget NAME`);
 //! - `POST /admin/chaos/kill` (only with `--chaos`, and `Authorization: Bearer TOKEN`) kills an
 //!   actor, as the chaos harness does: body `{"kind":"session","id":SESSION}`,
 //!   `{"kind":"shard"}` or `{"kind":"child","id":"ClusterSup/Membership"}` (a path of child ids
@@ -32,8 +35,9 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use erlmcp_actors::engine::Engine;
 use erlmcp_net::admin::{
-    ChildKind, ClusterCounters, ClusterView, ConnectionStats, ErrorBody, Health, KillRequest,
-    Killed, Member, MemberState, Probe, Readiness, SessionStats, Stats, TreeNode,
+    ChildKind, ClusterCounters, ClusterView, ConnectionStats, ErrorBody, ForgetRequest, Forgotten,
+    Health, KillRequest, Killed, Member, MemberState, Probe, Readiness, Seed, SessionStats, Stats,
+    TreeNode,
 };
 use erlmcp_supervisors::{ChildSpec, Shutdown, TreeSnapshot};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
@@ -146,6 +150,7 @@ fn router(ctx: Ctx) -> Router {
         .route("/admin/stats", get(stats))
         .route("/admin/tree", get(tree))
         .route("/admin/cluster", get(cluster))
+        .route("/admin/forget", post(forget))
         .route("/admin/chaos/kill", post(chaos_kill))
         .fallback(not_found)
         .with_state(ctx)
@@ -298,6 +303,39 @@ async fn kill_child(ctx: &Ctx, path: &str) -> Result<String, (StatusCode, String
     Err((StatusCode::BAD_REQUEST, "empty path".to_string()))
 }
 
+/// Forgets a member (see the module docs).
+async fn forget(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
+    use erlmcp_actors::cluster::ForgetFailed;
+    use erlmcp_runtime::cluster::membership::ForgetError;
+    let Some(cluster) = &ctx.status.cluster else {
+        return err(
+            StatusCode::NOT_FOUND,
+            "this node runs without a cluster endpoint (--cluster)",
+        );
+    };
+    let req: ForgetRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"node\": NAME}}: {e}"),
+            );
+        }
+    };
+    match cluster.forget(&req.node).await {
+        Ok(incarnation) => Json(Forgotten {
+            node: req.node,
+            incarnation,
+        })
+        .into_response(),
+        Err(ForgetFailed::Refused(e @ ForgetError::Unknown(_))) => {
+            err(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(ForgetFailed::Refused(e)) => err(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ ForgetFailed::NotRunning) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
 async fn ready(State(ctx): State<Ctx>) -> Response {
     let readiness = Readiness::from_waiting(ctx.status.not_ready(&ctx.engine));
     if readiness.is_ready() {
@@ -390,6 +428,7 @@ async fn cluster(State(ctx): State<Ctx>) -> Response {
                 dial_failures: load(&c.dial_failures),
                 sessions_ready: load(&c.sessions_ready),
                 bad_gossip: load(&c.bad_gossip),
+                names_refused: load(&c.names_refused),
             };
             Json(ClusterView {
                 node: view.node,
@@ -410,6 +449,19 @@ async fn cluster(State(ctx): State<Ctx>) -> Response {
                     })
                     .collect(),
                 counters,
+                seeds: view
+                    .seeds
+                    .into_iter()
+                    .map(|s| Seed {
+                        addr: s.addr,
+                        node: s.node,
+                        reachable: s.reachable,
+                        attempts: s.attempts,
+                        last_error: s.last_error,
+                    })
+                    .collect(),
+                joined: view.joined,
+                refused: view.refused,
             })
             .into_response()
         }
@@ -488,7 +540,8 @@ mod tests {
                     "tcp listener",
                     "http listener",
                     "quic listener",
-                    "cluster listener"
+                    "cluster listener",
+                    "cluster: membership not running"
                 ]
                 .map(String::from)[..]
             )

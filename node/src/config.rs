@@ -22,6 +22,7 @@
 //! | `--certs DIR` | `certs` | none: dev mode (an ephemeral CA derived from the cookie, loopback only) |
 //! | `--cluster-keepalive 150ms` | `cluster_keepalive_ms` | `150` |
 //! | `--cluster-idle-timeout 700ms` | `cluster_idle_timeout_ms` | `700` |
+//! | `--forget-left-after 5m` | `forget_left_after_ms` | `300000` (members that left are then forgotten) |
 //! | `--chaos` | `chaos` | `false` (fault-injection endpoints on the admin API; needs `admin_token`) |
 //! | `--admin-token TOKEN` | `admin_token` | none |
 //! | | `[engine]` table | see `erlmcp_runtime::config::EngineConfig` |
@@ -54,6 +55,9 @@ pub const DEFAULT_COOKIE: &str = "erlmcp-dev-cookie";
 pub const DEFAULT_CLUSTER_KEEPALIVE: Duration = Duration::from_millis(150);
 /// Default QUIC idle timeout between nodes: a peer silent this long is down.
 pub const DEFAULT_CLUSTER_IDLE_TIMEOUT: Duration = Duration::from_millis(700);
+/// Default time members that left are remembered (then forgotten).
+pub const DEFAULT_FORGET_LEFT_AFTER: Duration =
+    erlmcp_runtime::cluster::membership::DEFAULT_FORGET_LEFT_AFTER;
 /// Default grace period of a clean shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Upper bound of `engine.max_in_flight` (the per-connection semaphore counts in `u32`).
@@ -145,6 +149,10 @@ pub struct NodeArgs {
     /// A peer silent this long is marked down, e.g. 700ms [default: 700ms].
     #[arg(long, value_parser = parse_duration)]
     pub cluster_idle_timeout: Option<Duration>,
+    /// Members that left are forgotten this long after, e.g. 5m [default: 5m]; `erlmcp forget
+    /// NODE` forgets one at once.
+    #[arg(long, value_parser = parse_duration)]
+    pub forget_left_after: Option<Duration>,
     /// Turn on the fault-injection endpoints of the admin API (`POST /admin/chaos/kill`), for
     /// the chaos harness; they require `Authorization: Bearer TOKEN` (--admin-token).
     #[arg(long)]
@@ -194,6 +202,8 @@ pub struct FileConfig {
     pub cluster_keepalive_ms: Option<u64>,
     /// `--cluster-idle-timeout`, in milliseconds.
     pub cluster_idle_timeout_ms: Option<u64>,
+    /// `--forget-left-after`, in milliseconds.
+    pub forget_left_after_ms: Option<u64>,
     /// `--chaos`.
     pub chaos: Option<bool>,
     /// `--admin-token`.
@@ -242,6 +252,8 @@ pub struct NodeConfig {
     pub cluster_keepalive: Duration,
     /// QUIC idle timeout between nodes (failure detection).
     pub cluster_idle_timeout: Duration,
+    /// How long members that left are remembered.
+    pub forget_left_after: Duration,
     /// Fault-injection endpoints on (with this bearer token); `None`: off.
     pub chaos_token: Option<String>,
     /// The engine's limits and timeouts.
@@ -333,6 +345,10 @@ impl NodeConfig {
                 .cluster_idle_timeout
                 .or(file.cluster_idle_timeout_ms.map(Duration::from_millis))
                 .unwrap_or(DEFAULT_CLUSTER_IDLE_TIMEOUT),
+            forget_left_after: args
+                .forget_left_after
+                .or(file.forget_left_after_ms.map(Duration::from_millis))
+                .unwrap_or(DEFAULT_FORGET_LEFT_AFTER),
             chaos_token: None,
             engine: file.engine,
         };
@@ -490,6 +506,7 @@ mod tests {
                 certs: None,
                 cluster_keepalive: DEFAULT_CLUSTER_KEEPALIVE,
                 cluster_idle_timeout: DEFAULT_CLUSTER_IDLE_TIMEOUT,
+                forget_left_after: DEFAULT_FORGET_LEFT_AFTER,
                 chaos_token: None,
                 engine: EngineConfig::default(),
             }
@@ -518,6 +535,7 @@ mod tests {
             certs = "/file/certs"
             cluster_keepalive_ms = 120
             cluster_idle_timeout_ms = 950
+            forget_left_after_ms = 60000
             chaos = true
             admin_token = "file-token"
             [engine]
@@ -574,6 +592,7 @@ mod tests {
             certs: Some("/flag/certs".into()),
             cluster_keepalive: Some(Duration::from_millis(100)),
             cluster_idle_timeout: Some(Duration::from_millis(900)),
+            forget_left_after: Some(Duration::from_secs(30)),
             chaos: true,
             admin_token: Some("flag-token".into()),
         };
@@ -586,6 +605,7 @@ mod tests {
         assert_eq!(merged.certs, Some(PathBuf::from("/flag/certs")));
         assert_eq!(merged.cluster_keepalive, Duration::from_millis(100));
         assert_eq!(merged.cluster_idle_timeout, Duration::from_millis(900));
+        assert_eq!(merged.forget_left_after, Duration::from_secs(30));
         assert_eq!(merged.chaos_token.as_deref(), Some("flag-token"));
         let from_file = NodeConfig::merge(file.clone(), &NodeArgs::default()).unwrap();
         assert_eq!(from_file.quic.as_deref(), Some("127.0.0.1:11"));
@@ -596,6 +616,7 @@ mod tests {
         assert_eq!(from_file.certs, Some(PathBuf::from("/file/certs")));
         assert_eq!(from_file.cluster_keepalive, Duration::from_millis(120));
         assert_eq!(from_file.cluster_idle_timeout, Duration::from_millis(950));
+        assert_eq!(from_file.forget_left_after, Duration::from_secs(60));
         assert_eq!(from_file.chaos_token.as_deref(), Some("file-token"));
         let no_token = NodeArgs {
             chaos: true,

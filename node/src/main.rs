@@ -55,6 +55,8 @@ enum Command {
     DevCluster(dev_cluster::DevClusterArgs),
     /// Print a node's view of the mesh (its admin API's /admin/cluster) as a table.
     Status(status::StatusArgs),
+    /// Forget a member that is down or left (on the node at --admin and its connected peers).
+    Forget(status::ForgetArgs),
 }
 
 /// How long the process waits, after its work is done, for blocking reads it cannot cancel
@@ -174,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Certs(args) => certs::run(args),
             Command::DevCluster(args) => dev_cluster::run(args).await,
             Command::Status(args) => status::run(args).await,
+            Command::Forget(args) => status::forget(args).await,
         }
     });
     // A read of stdin may still be blocked on its thread: do not wait for it.

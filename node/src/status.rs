@@ -1,5 +1,6 @@
 //! `erlmcp status`: a node's view of the mesh, from its admin API's `GET /admin/cluster`
-//! ([`AdminClient::cluster`]), printed as a table (or as the JSON itself with `--json`).
+//! ([`AdminClient::cluster`]), printed as a table (or as the JSON itself with `--json`); and
+//! `erlmcp forget NODE`, which asks a node to forget a member that is down or left.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +23,35 @@ pub struct StatusArgs {
     /// Print the JSON the node answered (pretty-printed) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `erlmcp forget` flags.
+#[derive(clap::Args, Debug)]
+pub struct ForgetArgs {
+    /// The member to forget (its node name); it must be down or left.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// The admin API of the node to ask, HOST:PORT (it tells its connected peers).
+    #[arg(long, value_name = "ADDR", default_value = crate::config::DEFAULT_ADMIN)]
+    pub admin: String,
+}
+
+/// Runs `erlmcp forget`: prints what was forgotten, or fails with the node's reason.
+pub async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
+    let client = AdminClient::builder(&args.admin)
+        .connect_timeout(TIMEOUT)
+        .timeout(TIMEOUT)
+        .build()?;
+    let done = client.forget(&args.node).await.map_err(hint)?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "forgot {} (incarnation {}) on {} and its connected peers",
+        done.node, done.incarnation, args.admin
+    )
+    .and_then(|()| out.flush())
+    .context("writing to stdout")
 }
 
 /// Runs `erlmcp status`.
@@ -115,6 +145,26 @@ pub fn render(view: &ClusterView) -> String {
         line(&row.each_ref().map(String::as_str));
     }
     let _ = writeln!(out, "{} (seen by {})", summary(&view.members), view.node);
+    if let Some(why) = &view.refused {
+        let _ = writeln!(out, "refused by the mesh: {why}");
+    } else if !view.joined {
+        let _ = writeln!(out, "not joined yet: no seed has answered");
+    }
+    for seed in view.seeds.iter().filter(|s| !s.reachable) {
+        let _ = write!(
+            out,
+            "seed {} unreachable ({} attempt{})",
+            seed.addr,
+            seed.attempts,
+            if seed.attempts == 1 { "" } else { "s" }
+        );
+        match &seed.last_error {
+            Some(e) => {
+                let _ = writeln!(out, ": {e}");
+            }
+            None => out.push('\n'),
+        }
+    }
     out
 }
 
@@ -171,6 +221,7 @@ fn format_since(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use erlmcp_net::admin::Seed;
 
     const VIEW: &str = r#"{"node":"node0","incarnation":1764240000123,"cluster_addr":"127.0.0.1:7403",
  "members":[{"name":"node0","cluster_addr":"127.0.0.1:7403","admin_addr":"127.0.0.1:7404","state":"up","incarnation":1764240000123,"rtt_us":null,"self":true,"since_ms":1520},
@@ -222,6 +273,40 @@ node4   up       1764240001000  999µs  2d07h  127.0.0.1:7443  127.0.0.1:7444
             Some("a     up     1            -    -      -        -"),
             "\n{text}"
         );
+    }
+
+    #[test]
+    fn unreachable_seeds_and_a_refusal_are_shown_below_the_summary() {
+        let mut v = view();
+        v.seeds = vec![
+            Seed {
+                addr: "127.0.0.1:7413".into(),
+                node: Some("node1".into()),
+                reachable: true,
+                attempts: 0,
+                last_error: None,
+            },
+            Seed {
+                addr: "10.9.9.9:7403".into(),
+                node: None,
+                reachable: false,
+                attempts: 4,
+                last_error: Some("no QUIC handshake within 2s".into()),
+            },
+        ];
+        v.joined = false;
+        let text = render(&v);
+        let tail: Vec<&str> = text.lines().skip(6).collect();
+        assert_eq!(
+            tail,
+            [
+                "5 members: 2 up, 1 suspect, 1 down, 1 left (seen by node0)",
+                "not joined yet: no seed has answered",
+                "seed 10.9.9.9:7403 unreachable (4 attempts): no QUIC handshake within 2s",
+            ]
+        );
+        v.refused = Some("node name \"node0\" is taken".into());
+        assert!(render(&v).contains("refused by the mesh: node name \"node0\" is taken\n"));
     }
 
     #[test]

@@ -156,6 +156,7 @@ impl Node {
                         .context("cluster TLS")?,
                     tuning,
                     max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+                    forget_left_after: cfg.forget_left_after,
                 }))
             }
             _ => None,
@@ -352,6 +353,9 @@ impl NodeStatus {
             if at.is_none() {
                 waiting.push(format!("{name} listener"));
             }
+        }
+        if let Some(why) = self.cluster.as_ref().and_then(Cluster::not_joined) {
+            waiting.push(why);
         }
         waiting
     }

@@ -49,6 +49,7 @@ async fn subscribers_see_a_peer_come_up_and_go_down_and_its_agent_answers_calls(
         client_config: tls::cluster_client_config(&id, transport).unwrap(),
         tuning,
         max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        forget_left_after: erlmcp_runtime::cluster::membership::DEFAULT_FORGET_LEFT_AFTER,
     });
     let mut events = cluster.subscribe();
     let (sup, _handle) = Supervisor::start(cluster.spec()).await.unwrap();

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use erlmcp_net::cluster::{QuicBidi, connection_label};
 use erlmcp_net::tls::CLUSTER_SERVER_NAME;
-use erlmcp_runtime::cluster::membership::{ClusterSnapshot, MemberEvent, MemberState, MemberView};
+use erlmcp_runtime::cluster::membership::{
+    ClusterSnapshot, ForgetError, MemberEvent, MemberState, MemberView, NameTaken,
+};
 use erlmcp_runtime::cluster::wire::{self, Gossip, MemberRecord};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::node::NodeServerSessionInformation;
@@ -28,6 +30,9 @@ const GOSSIP_EVERY: Duration = Duration::from_secs(1);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a leaving node waits for each peer to acknowledge its leave.
 const LEAVE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a refused node session stays open so the refusal reaches the peer (it closes its
+/// end when the refusal arrives; this is the backstop).
+const REFUSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The Membership actor.
 pub struct Membership;
@@ -83,6 +88,9 @@ pub enum MembershipMsg {
     Snapshot(RpcReplyPort<ClusterSnapshot>),
     /// ractor_cluster's node id of a connected member.
     NodeIdOf(String, RpcReplyPort<Option<u64>>),
+    /// Forget a member that is down or left, here and on every connected peer (`erlmcp
+    /// forget`); answers the life forgotten.
+    Forget(String, RpcReplyPort<Result<u64, ForgetError>>),
 }
 impl ractor::Message for MembershipMsg {}
 
@@ -91,7 +99,7 @@ struct Sess {
     node_id: u64,
     peer_addr: String,
     is_server: bool,
-    name: Option<String>,
+    name: Option<(String, u64)>,
     authenticated: bool,
     ready: bool,
 }
@@ -141,11 +149,20 @@ impl NodeEventSubscription for Subscription {
     }
 }
 
-/// Our node name from ractor_cluster's `NAME@HOST`.
-fn node_name(full: &str) -> &str {
-    full.strip_suffix(RACTOR_HOST)
-        .and_then(|s| s.strip_suffix('@'))
-        .unwrap_or(full)
+/// A peer's node name and incarnation from ractor_cluster's `NAME@erlmcp-INCARNATION` (see
+/// [`super::ractor_host`]); a peer that does not say its life gets 0, which is never refused.
+fn node_identity(full: &str) -> (String, u64) {
+    match full.rsplit_once('@') {
+        Some((name, host)) => {
+            let incarnation = host
+                .strip_prefix(RACTOR_HOST)
+                .and_then(|h| h.strip_prefix('-'))
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(0);
+            (name.to_string(), incarnation)
+        }
+        None => (full.to_string(), 0),
+    }
 }
 
 fn advertised(shared: &Shared) -> String {
@@ -226,8 +243,61 @@ impl MembershipState {
         });
     }
 
+    /// Refuses node session `id`: its peer claims a name a live member holds. The peer is told
+    /// why (it closes its end); the session is stopped after [`REFUSE_GRACE`] regardless.
+    fn refuse(&mut self, id: ActorId, taken: &NameTaken, incarnation: u64) {
+        self.shared
+            .counters
+            .names_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        tracing::warn!(
+            name = %taken.name,
+            peer = %s.peer_addr,
+            incarnation,
+            holder_incarnation = taken.holder_incarnation,
+            holder = taken.holder_addr.as_deref().unwrap_or("?"),
+            "refused a node: its name belongs to a live member"
+        );
+        if let Some(agent) = agent_on(s.node_id) {
+            let _ = agent.cast(AgentMsg::Gossip(wire::encode(&Gossip::Refused(
+                taken.clone(),
+            ))));
+        }
+        let actor = s.actor.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REFUSE_GRACE).await;
+            actor.stop(Some("node name taken".into()));
+        });
+    }
+
+    /// A life of `name` was accepted: sessions still open with its other lives are stale (a
+    /// restarted node's old connection not yet timed out) and would confuse liveness.
+    fn end_other_lives(&mut self, name: &str, incarnation: u64) {
+        for s in self.sessions.values_mut() {
+            if let Some((n, i)) = &s.name
+                && n == name
+                && *i != incarnation
+                && s.ready
+            {
+                s.ready = false;
+                tracing::debug!(member = %name, old = *i, new = incarnation, "ending a node session of an earlier life");
+                s.actor.stop(Some("an earlier life of the node".into()));
+            }
+        }
+    }
+
     fn tick(&mut self, myself: &ActorRef<MembershipMsg>) {
         let now = Instant::now();
+        for name in self
+            .view
+            .forget_expired(self.shared.cfg.forget_left_after, now)
+        {
+            tracing::info!(member = %name, "forgot a member that left");
+        }
+        self.shared.set_join_state(&self.view);
         for addr in self.view.due_dials(now) {
             self.dial(myself, addr);
         }
@@ -235,7 +305,7 @@ impl MembershipState {
         // `keepalive`, so a connection that received nothing for a few of them is suspect.
         let mut events = Vec::new();
         for s in self.sessions.values().filter(|s| s.ready) {
-            let Some(name) = &s.name else {
+            let Some((name, _)) = &s.name else {
                 continue;
             };
             let Some(c) = self.conns.get_mut(&s.peer_addr) else {
@@ -266,10 +336,7 @@ impl MembershipState {
 
     fn on_session(&mut self, step: SessionStep, info: NodeServerSessionInformation) {
         let id = info.actor.get_id();
-        let name = info
-            .peer_name
-            .as_ref()
-            .map(|n| node_name(&n.name).to_string());
+        let name = info.peer_name.as_ref().map(|n| node_identity(&n.name));
         let now = Instant::now();
         match step {
             SessionStep::Opened => {
@@ -301,8 +368,7 @@ impl MembershipState {
                     s.name = name;
                 }
                 if step == SessionStep::Ready && !s.ready {
-                    s.ready = true;
-                    let Some(name) = s.name.clone() else {
+                    let Some((name, incarnation)) = s.name.clone() else {
                         return;
                     };
                     let node_id = s.node_id;
@@ -311,14 +377,23 @@ impl MembershipState {
                     } else {
                         self.conns.get(&s.peer_addr).and_then(|c| c.dialed.clone())
                     };
-                    self.shared
-                        .counters
-                        .sessions_ready
-                        .fetch_add(1, Ordering::Relaxed);
-                    let events = self.view.session_ready(&name, dialed.as_deref(), now);
-                    publish(&self.shared, events);
-                    let bytes = wire::encode(&Gossip::Members(self.view.records()));
-                    self.gossip_to(node_id, &bytes);
+                    match self
+                        .view
+                        .session_ready(&name, incarnation, dialed.as_deref(), now)
+                    {
+                        Ok(events) => {
+                            s.ready = true;
+                            self.shared
+                                .counters
+                                .sessions_ready
+                                .fetch_add(1, Ordering::Relaxed);
+                            publish(&self.shared, events);
+                            self.end_other_lives(&name, incarnation);
+                            let bytes = wire::encode(&Gossip::Members(self.view.records()));
+                            self.gossip_to(node_id, &bytes);
+                        }
+                        Err(taken) => self.refuse(id, &taken, incarnation),
+                    }
                 }
             }
             SessionStep::Closed => {
@@ -344,11 +419,11 @@ impl MembershipState {
                     );
                     return;
                 }
-                let Some(name) = s.name else { return };
+                let Some((name, _)) = s.name else { return };
                 let still_up = self
                     .sessions
                     .values()
-                    .any(|o| o.ready && o.name.as_deref() == Some(name.as_str()));
+                    .any(|o| o.ready && o.name.as_ref().is_some_and(|(n, _)| *n == name));
                 if s.ready && !still_up {
                     let events = self.view.session_closed(&name, now);
                     publish(&self.shared, events);
@@ -457,6 +532,23 @@ impl MembershipState {
                 let events = self.view.leave(&name, incarnation, now);
                 publish(&self.shared, events);
             }
+            Ok(Gossip::Refused(taken)) => {
+                if self.view.refusal().is_none() {
+                    tracing::error!(
+                        name = %taken.name,
+                        holder = taken.holder_addr.as_deref().unwrap_or("?"),
+                        holder_incarnation = taken.holder_incarnation,
+                        "refused by the mesh: {taken}"
+                    );
+                }
+                self.view.refused(taken);
+                self.shared.set_join_state(&self.view);
+            }
+            Ok(Gossip::Forget { name, incarnation }) => {
+                if self.view.forgotten_by_peer(&name, incarnation, now) {
+                    tracing::info!(member = %name, incarnation, "forgot a member, as a peer did");
+                }
+            }
             Err(e) => {
                 self.shared
                     .counters
@@ -521,6 +613,7 @@ impl Actor for Membership {
             left: false,
         };
         let view = MemberView::new(me, shared.cfg.seeds.clone(), now);
+        shared.set_join_state(&view);
         let (agent, _) =
             Actor::spawn_linked(None, ClusterAgent, myself.clone(), myself.get_cell()).await?;
         let server = lock(&shared.node_server)
@@ -614,7 +707,7 @@ impl Actor for Membership {
                     .dial_failures
                     .fetch_add(1, Ordering::Relaxed);
                 let j = s.jitter();
-                s.view.dial_done(&addr, j, Instant::now());
+                s.view.dial_failed(&addr, &error, j, Instant::now());
                 let attempt = s.view.dial_attempts(&addr);
                 // Log the first failure and then every doubling, not every retry.
                 if attempt.is_power_of_two() {
@@ -632,9 +725,23 @@ impl Actor for Membership {
                 let id = s
                     .sessions
                     .values()
-                    .find(|x| x.ready && x.name.as_deref() == Some(name.as_str()))
+                    .find(|x| x.ready && x.name.as_ref().is_some_and(|(n, _)| *n == name))
                     .map(|x| x.node_id);
                 let _ = reply.send(id);
+            }
+            MembershipMsg::Forget(name, reply) => {
+                let result = s.view.forget(&name, Instant::now());
+                if let Ok(incarnation) = result {
+                    tracing::info!(member = %name, incarnation, "forgot a member (operator)");
+                    let bytes = wire::encode(&Gossip::Forget {
+                        name: name.clone(),
+                        incarnation,
+                    });
+                    for x in s.sessions.values().filter(|x| x.ready) {
+                        s.gossip_to(x.node_id, &bytes);
+                    }
+                }
+                let _ = reply.send(result);
             }
         }
         Ok(())

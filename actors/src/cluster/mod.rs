@@ -42,6 +42,13 @@ pub use membership::{Membership, MembershipMsg};
 /// sessions arrive over QUIC), so a constant keeps names comparable across hosts.
 pub const RACTOR_HOST: &str = "erlmcp";
 
+/// The host part of this life's ractor_cluster name, `erlmcp-INCARNATION`: the handshake then
+/// tells a peer which life of a node it talks to before any gossip, so another life of a live
+/// member's name is refused at once.
+pub(crate) fn ractor_host(incarnation: u64) -> String {
+    format!("{RACTOR_HOST}-{incarnation}")
+}
+
 /// Default largest inbound cluster frame (ractor_cluster's own default).
 pub const DEFAULT_MAX_FRAME_BYTES: u64 = ractor_cluster::DEFAULT_MAX_INBOUND_FRAME_SIZE;
 
@@ -66,6 +73,19 @@ pub struct ClusterConfig {
     pub tuning: TransportTuning,
     /// Largest inbound node-session frame.
     pub max_frame_bytes: u64,
+    /// How long members that left are remembered before they are forgotten.
+    pub forget_left_after: Duration,
+}
+
+/// Why [`Cluster::forget`] did not forget.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetFailed {
+    /// The member cannot be forgotten (unknown, this node, or connected).
+    #[error(transparent)]
+    Refused(#[from] erlmcp_runtime::cluster::membership::ForgetError),
+    /// Membership is not running or not answering.
+    #[error("membership is not running or not answering")]
+    NotRunning,
 }
 
 /// Counters the admin API and the tests read.
@@ -81,13 +101,16 @@ pub struct ClusterCounters {
     pub sessions_ready: AtomicU64,
     /// Gossip payloads dropped as malformed.
     pub bad_gossip: AtomicU64,
+    /// Node sessions refused because their name belongs to a live member.
+    pub names_refused: AtomicU64,
 }
 
 impl ClusterCounters {
     /// The counters as JSON-friendly pairs.
-    pub fn pairs(&self) -> [(&'static str, u64); 5] {
+    pub fn pairs(&self) -> [(&'static str, u64); 6] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
+            ("names_refused", g(&self.names_refused)),
             ("handshake_failures", g(&self.handshake_failures)),
             ("auth_failures", g(&self.auth_failures)),
             ("dial_failures", g(&self.dial_failures)),
@@ -116,6 +139,32 @@ pub struct Shared {
     /// Set when the node shuts down: only then does Membership tell peers it leaves (a
     /// Membership restarted by its supervisor must not).
     pub(crate) leaving: std::sync::atomic::AtomicBool,
+    /// Why the node is not a member of its mesh yet (`None`: it is), for `/ready` without a
+    /// call to Membership. Kept by Membership.
+    pub(crate) not_joined: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Records whether `view` says this node has joined, and if not, why.
+    pub(crate) fn set_join_state(&self, view: &erlmcp_runtime::cluster::membership::MemberView) {
+        let why = if let Some(taken) = view.refusal() {
+            Some(format!("cluster: refused ({taken})"))
+        } else if view.joined() {
+            None
+        } else {
+            let snap = view.snapshot(std::time::Instant::now());
+            let seeds: Vec<String> = snap
+                .seeds
+                .iter()
+                .map(|s| match &s.last_error {
+                    Some(e) => format!("{} ({e})", s.addr),
+                    None => s.addr.clone(),
+                })
+                .collect();
+            Some(format!("cluster: joining via {}", seeds.join(", ")))
+        };
+        *lock(&self.not_joined) = why;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -148,6 +197,7 @@ impl Cluster {
                 admin_addr: Mutex::new(None),
                 conns: Mutex::new(std::collections::HashMap::new()),
                 leaving: std::sync::atomic::AtomicBool::new(false),
+                not_joined: Mutex::new(None),
             }),
         }
     }
@@ -167,7 +217,7 @@ impl Cluster {
                     0,
                     s.cfg.cookie.clone(),
                     s.cfg.name.clone(),
-                    RACTOR_HOST.to_string(),
+                    ractor_host(s.incarnation),
                     None,
                     Some(NodeConnectionMode::Isolated),
                 )
@@ -251,6 +301,26 @@ impl Cluster {
     pub async fn snapshot(&self) -> Option<ClusterSnapshot> {
         let m = lock(&self.shared.membership).clone()?;
         ractor::call_t!(m, MembershipMsg::Snapshot, 2_000).ok()
+    }
+
+    /// Why this node is not a member of its mesh yet (`None`: it is, or it was given no seeds):
+    /// its seeds are unreachable, or peers refuse its name.
+    pub fn not_joined(&self) -> Option<String> {
+        if lock(&self.shared.membership).is_none() {
+            return Some("cluster: membership not running".into());
+        }
+        lock(&self.shared.not_joined).clone()
+    }
+
+    /// Forgets member `name` (down or left) on this node and every connected peer; answers the
+    /// life forgotten.
+    pub async fn forget(&self, name: &str) -> Result<u64, ForgetFailed> {
+        let m = lock(&self.shared.membership)
+            .clone()
+            .ok_or(ForgetFailed::NotRunning)?;
+        ractor::call_t!(m, MembershipMsg::Forget, 2_000, name.to_string())
+            .map_err(|_| ForgetFailed::NotRunning)?
+            .map_err(ForgetFailed::Refused)
     }
 
     /// The agent of member `name`, if a session with it is up (for remote casts and calls).

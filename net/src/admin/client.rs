@@ -14,8 +14,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    CHAOS_KILL_PATH, CLUSTER_PATH, ClusterView, ErrorBody, HEALTH_PATH, Health, KillRequest,
-    Killed, READY_PATH, Readiness, STATS_PATH, Stats, TREE_PATH, TreeNode,
+    CHAOS_KILL_PATH, CLUSTER_PATH, ClusterView, ErrorBody, FORGET_PATH, ForgetRequest, Forgotten,
+    HEALTH_PATH, Health, KillRequest, Killed, READY_PATH, Readiness, STATS_PATH, Stats, TREE_PATH,
+    TreeNode,
 };
 
 /// How long connecting to an admin API may take unless set otherwise.
@@ -374,6 +375,20 @@ impl AdminClient {
             None::<&()>,
             &[],
             "a cluster view",
+        )
+        .await
+    }
+
+    /// `POST /admin/forget`: forget member `node` (down or left) on that node and its peers.
+    pub async fn forget(&self, node: &str) -> Result<Forgotten, AdminError> {
+        self.call(
+            Method::POST,
+            FORGET_PATH,
+            Some(&ForgetRequest {
+                node: node.to_string(),
+            }),
+            &[],
+            "a forget answer",
         )
         .await
     }

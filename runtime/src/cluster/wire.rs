@@ -34,6 +34,17 @@ pub enum Gossip {
         /// The life that is ending.
         incarnation: u64,
     },
+    /// The sender refuses the receiver's node session: the receiver's name belongs to a live
+    /// member. Sent just before the sender closes the session.
+    Refused(super::membership::NameTaken),
+    /// An operator told the sender to forget member `name`'s life `incarnation`
+    /// (`erlmcp forget`); the receiver forgets it too unless it is connected to it.
+    Forget {
+        /// The member.
+        name: String,
+        /// The life forgotten.
+        incarnation: u64,
+    },
 }
 
 /// A payload that is not a [`Gossip`].
@@ -94,6 +105,15 @@ mod tests {
             Gossip::Leave {
                 name: "a".into(),
                 incarnation: 7,
+            },
+            Gossip::Refused(super::super::membership::NameTaken {
+                name: "a".into(),
+                holder_addr: Some("127.0.0.1:7403".into()),
+                holder_incarnation: 9,
+            }),
+            Gossip::Forget {
+                name: "b".into(),
+                incarnation: 3,
             },
         ] {
             assert_eq!(decode(&encode(&g)).unwrap(), g);

@@ -302,6 +302,7 @@ async fn run(args: &Args, threads: usize) -> anyhow::Result<Report> {
         client_config: tls::cluster_client_config(&id, transport).context("cluster TLS")?,
         tuning,
         max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        forget_left_after: erlmcp_runtime::cluster::membership::DEFAULT_FORGET_LEFT_AFTER,
     });
     let (root, _root_done) = Supervisor::start(cluster.spec())
         .await
