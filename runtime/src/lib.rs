@@ -17,10 +17,12 @@
 //! - [`http`]: Streamable HTTP rules (headers, SSE framing, the event log);
 //! - [`reply`]: the one reply abstraction (client queue, exactly-once [`reply::Responder`]);
 //! - [`store`]: a shard's committed session states, compact;
-//! - [`cluster`]: the member view and the gossip wire format.
+//! - [`cluster`]: the member view and the gossip wire format;
+//! - [`placement`]: shards, their weighted rendezvous placement and the committed shard map;
+//! - [`metadata`]: the replicated metadata (nodes, shard map) as a state machine, and the
+//!   leader's decisions (what to commit next, who votes, who founds the cluster).
 //!
-//! Still to come here: the hash ring and shard map. This crate spawns no actors, opens no
-//! sockets and reads no clock: time is a parameter.
+//! This crate spawns no actors, opens no sockets and reads no clock: time is a parameter.
 
 #![warn(missing_docs)]
 
@@ -30,7 +32,9 @@ pub mod config;
 pub mod context;
 pub mod http;
 pub mod jsonrpc;
+pub mod metadata;
 pub mod mrtr;
+pub mod placement;
 pub mod protocol;
 pub mod registry;
 pub mod reply;
