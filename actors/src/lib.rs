@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod connection;
 pub mod engine;
 pub mod env;
+pub mod metadata;
 pub mod route;
 pub mod session;
 pub mod shard;

@@ -9,6 +9,7 @@
 //! | `GET /admin/stats` | 200 [`Stats`] (a part that could not be read is `{"error": ..}`: [`Probe`]) |
 //! | `GET /admin/tree` | 200 [`TreeNode`]; 503 [`ErrorBody`] while the tree starts or does not answer |
 //! | `GET /admin/cluster` | 200 [`ClusterView`]; 404 [`ErrorBody`] without `--cluster`; 503 [`ErrorBody`] |
+//! | `GET /admin/shards` | 200 [`ShardsView`]; 404 [`ErrorBody`] without `--cluster` |
 //! | `POST /admin/forget` [`ForgetRequest`] | 200 [`Forgotten`]; 400, 404 (no such member, or no `--cluster`), 409 (up, suspect, or this node), 503 [`ErrorBody`] |
 //! | `POST /admin/chaos/kill` [`KillRequest`], `Authorization: Bearer TOKEN` | 200 [`Killed`]; 400, 401, 404, 409, 503 [`ErrorBody`] |
 //! | anything else | 404 [`ErrorBody`] `{"error":"not found"}` |
@@ -38,6 +39,8 @@ pub const STATS_PATH: &str = "/admin/stats";
 pub const TREE_PATH: &str = "/admin/tree";
 /// `GET /admin/cluster`.
 pub const CLUSTER_PATH: &str = "/admin/cluster";
+/// `GET /admin/shards`.
+pub const SHARDS_PATH: &str = "/admin/shards";
 /// `POST /admin/forget`.
 pub const FORGET_PATH: &str = "/admin/forget";
 /// `POST /admin/chaos/kill`.
@@ -367,6 +370,87 @@ pub struct Seed {
     /// Why the last dial failed.
     #[serde(default)]
     pub last_error: Option<String>,
+}
+
+/// `GET /admin/shards`: the metadata cluster as the answering node knows it, and the committed
+/// shard map it has applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardsView {
+    /// The answering node.
+    pub node: String,
+    /// Its place in the metadata cluster.
+    pub metadata: MetadataView,
+    /// The shard count (0: no map yet).
+    #[serde(default)]
+    pub shards: u32,
+    /// Replication factor of the map (owner included).
+    #[serde(default)]
+    pub replication_factor: usize,
+    /// Registered nodes, with the shards each owns and replicates.
+    #[serde(default)]
+    pub nodes: Vec<ShardNode>,
+    /// One row per shard, in shard order.
+    #[serde(default)]
+    pub entries: Vec<ShardRow>,
+    /// Sessions placed apart from their shard.
+    #[serde(default)]
+    pub overrides: usize,
+}
+
+/// The metadata cluster as one node sees it, in [`ShardsView`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataView {
+    /// This node's consensus id (`NAME#INCARNATION`).
+    pub id: String,
+    /// The metadata cluster's id (its founder), once this node belongs to one.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// The leader, as known here.
+    #[serde(default)]
+    pub leader: Option<String>,
+    /// The current term.
+    #[serde(default)]
+    pub term: u64,
+    /// Voters.
+    #[serde(default)]
+    pub voters: Vec<String>,
+    /// Learners.
+    #[serde(default)]
+    pub learners: Vec<String>,
+    /// Commands applied to the metadata so far.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// A registered node in [`ShardsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardNode {
+    /// Node name.
+    pub name: String,
+    /// Placement weight.
+    pub capacity: u32,
+    /// Failure domain.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// False for `--metadata-only` nodes.
+    pub holds_sessions: bool,
+    /// Shards it owns.
+    pub owned: usize,
+    /// Shards it keeps a replica of.
+    pub replicated: usize,
+}
+
+/// One shard in [`ShardsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRow {
+    /// Shard number.
+    pub shard: u32,
+    /// Owner.
+    pub owner: String,
+    /// Replicas, in order.
+    pub replicas: Vec<String>,
+    /// Epoch (bumped by every change of owner).
+    pub epoch: u64,
 }
 
 /// `POST /admin/forget`: forget a member that is down or left, on the answering node and every

@@ -8,6 +8,8 @@
 //! - `GET /admin/tree` → the node's supervision tree as `tree_snapshot` reports it;
 //! - `GET /admin/cluster` → the member view, the seeds (reached or not, with the last error),
 //!   whether the node has joined (or why peers refuse it) and the cluster's failure counters;
+//! - `GET /admin/shards` → the metadata cluster as this node knows it (leader, voters,
+//!   learners) and the committed shard map it has applied (owner, replicas, epoch per shard);
 //! - `POST /admin/forget` `{"node":NAME}` → forgets a member that is down or left, here and on
 //!   every connected peer (`erlmcp forget NAME`);
 //! - `POST /admin/chaos/kill` (only with `--chaos`, and `Authorization: Bearer TOKEN`) kills an
@@ -36,8 +38,8 @@ use axum::routing::{get, post};
 use erlmcp_actors::engine::Engine;
 use erlmcp_net::admin::{
     ChildKind, ClusterCounters, ClusterView, ConnectionStats, ErrorBody, ForgetRequest, Forgotten,
-    Health, KillRequest, Killed, Member, MemberState, Probe, Readiness, Seed, SessionStats, Stats,
-    TreeNode,
+    Health, KillRequest, Killed, Member, MemberState, MetadataView, Probe, Readiness, Seed,
+    SessionStats, ShardNode, ShardRow, ShardsView, Stats, TreeNode,
 };
 use erlmcp_supervisors::{ChildSpec, Shutdown, TreeSnapshot};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
@@ -150,6 +152,7 @@ fn router(ctx: Ctx) -> Router {
         .route("/admin/stats", get(stats))
         .route("/admin/tree", get(tree))
         .route("/admin/cluster", get(cluster))
+        .route("/admin/shards", get(shards))
         .route("/admin/forget", post(forget))
         .route("/admin/chaos/kill", post(chaos_kill))
         .fallback(not_found)
@@ -301,6 +304,64 @@ async fn kill_child(ctx: &Ctx, path: &str) -> Result<String, (StatusCode, String
         sup = erlmcp_supervisors::SupervisorRef::from_actor(cell.into());
     }
     Err((StatusCode::BAD_REQUEST, "empty path".to_string()))
+}
+
+/// The metadata cluster and the shard map (see the module docs).
+async fn shards(State(ctx): State<Ctx>) -> Response {
+    let Some(metadata) = &ctx.status.metadata else {
+        return err(
+            StatusCode::NOT_FOUND,
+            "this node runs without a cluster endpoint (--cluster), so without a shard map",
+        );
+    };
+    let st = metadata.status();
+    let state = metadata.state();
+    let map = state.map.as_ref();
+    let count = |f: &dyn Fn(&erlmcp_runtime::placement::ShardEntry) -> bool| {
+        map.map_or(0, |m| m.entries.iter().filter(|e| f(e)).count())
+    };
+    let nodes = state
+        .nodes
+        .values()
+        .map(|n| ShardNode {
+            name: n.name.clone(),
+            capacity: n.capacity,
+            region: n.region.clone(),
+            holds_sessions: n.holds_sessions,
+            owned: count(&|e| e.owner == n.name),
+            replicated: count(&|e| e.replicas.contains(&n.name)),
+        })
+        .collect();
+    let entries = map.map_or_else(Vec::new, |m| {
+        m.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ShardRow {
+                shard: i as u32,
+                owner: e.owner.clone(),
+                replicas: e.replicas.clone(),
+                epoch: e.epoch,
+            })
+            .collect()
+    });
+    Json(ShardsView {
+        node: ctx.status.name.clone(),
+        metadata: MetadataView {
+            id: st.id,
+            cluster: st.cluster,
+            leader: st.leader,
+            term: st.term,
+            voters: st.voters,
+            learners: st.learners,
+            version: state.version,
+        },
+        shards: map.map_or(0, |m| m.shards.get()),
+        replication_factor: state.rf,
+        nodes,
+        entries,
+        overrides: map.map_or(0, |m| m.overrides.len()),
+    })
+    .into_response()
 }
 
 /// Forgets a member (see the module docs).
@@ -541,7 +602,8 @@ mod tests {
                     "http listener",
                     "quic listener",
                     "cluster listener",
-                    "cluster: membership not running"
+                    "cluster: membership not running",
+                    "metadata: no shard map yet"
                 ]
                 .map(String::from)[..]
             )

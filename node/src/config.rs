@@ -23,6 +23,11 @@
 //! | `--cluster-keepalive 150ms` | `cluster_keepalive_ms` | `150` |
 //! | `--cluster-idle-timeout 700ms` | `cluster_idle_timeout_ms` | `700` |
 //! | `--forget-left-after 5m` | `forget_left_after_ms` | `300000` (members that left are then forgotten) |
+//! | `--shards N` | `shards` | `1024` (a new cluster's shard count; the founder's counts) |
+//! | `--capacity N` | `capacity` | `1` (this node's weight in shard placement) |
+//! | `--region R` | `region` | none (replicas prefer nodes of other regions) |
+//! | `--voter` | `voter` | `false` (preferred as one of the metadata voters) |
+//! | `--metadata-only` | `metadata_only` | `false` (votes on the shard map, holds no sessions) |
 //! | `--chaos` | `chaos` | `false` (fault-injection endpoints on the admin API; needs `admin_token`) |
 //! | `--admin-token TOKEN` | `admin_token` | none |
 //! | | `[engine]` table | see `erlmcp_runtime::config::EngineConfig` |
@@ -153,6 +158,22 @@ pub struct NodeArgs {
     /// NODE` forgets one at once.
     #[arg(long, value_parser = parse_duration)]
     pub forget_left_after: Option<Duration>,
+    /// Shard count of a new cluster's map [default: 1024]; a cluster keeps the count its founder
+    /// had.
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// This node's weight in shard placement: capacity 2 owns about twice the shards [default: 1].
+    #[arg(long, value_name = "N")]
+    pub capacity: Option<u32>,
+    /// This node's failure domain: a shard's replicas prefer nodes of other regions.
+    #[arg(long, value_name = "NAME")]
+    pub region: Option<String>,
+    /// Prefer this node as one of the metadata cluster's 3 voters.
+    #[arg(long)]
+    pub voter: bool,
+    /// Vote on the shard map but hold no sessions (a tie-breaker for two data nodes).
+    #[arg(long)]
+    pub metadata_only: bool,
     /// Turn on the fault-injection endpoints of the admin API (`POST /admin/chaos/kill`), for
     /// the chaos harness; they require `Authorization: Bearer TOKEN` (--admin-token).
     #[arg(long)]
@@ -204,6 +225,16 @@ pub struct FileConfig {
     pub cluster_idle_timeout_ms: Option<u64>,
     /// `--forget-left-after`, in milliseconds.
     pub forget_left_after_ms: Option<u64>,
+    /// `--shards`.
+    pub shards: Option<u32>,
+    /// `--capacity`.
+    pub capacity: Option<u32>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--voter`.
+    pub voter: Option<bool>,
+    /// `--metadata-only`.
+    pub metadata_only: Option<bool>,
     /// `--chaos`.
     pub chaos: Option<bool>,
     /// `--admin-token`.
@@ -254,6 +285,16 @@ pub struct NodeConfig {
     pub cluster_idle_timeout: Duration,
     /// How long members that left are remembered.
     pub forget_left_after: Duration,
+    /// Shard count of a new cluster's map.
+    pub shards: u32,
+    /// Weight in shard placement.
+    pub capacity: u32,
+    /// Failure domain.
+    pub region: Option<String>,
+    /// Preferred as a metadata voter.
+    pub voter: bool,
+    /// Votes, holds no sessions.
+    pub metadata_only: bool,
     /// Fault-injection endpoints on (with this bearer token); `None`: off.
     pub chaos_token: Option<String>,
     /// The engine's limits and timeouts.
@@ -349,6 +390,14 @@ impl NodeConfig {
                 .forget_left_after
                 .or(file.forget_left_after_ms.map(Duration::from_millis))
                 .unwrap_or(DEFAULT_FORGET_LEFT_AFTER),
+            shards: args
+                .shards
+                .or(file.shards)
+                .unwrap_or(erlmcp_runtime::placement::DEFAULT_SHARDS),
+            capacity: args.capacity.or(file.capacity).unwrap_or(1),
+            region: args.region.clone().or(file.region),
+            voter: args.voter || file.voter.unwrap_or(false),
+            metadata_only: args.metadata_only || file.metadata_only.unwrap_or(false),
             chaos_token: None,
             engine: file.engine,
         };
@@ -371,6 +420,14 @@ impl NodeConfig {
     fn validate(&self) -> anyhow::Result<()> {
         if self.name.trim().is_empty() {
             bail!("invalid name: it must not be empty");
+        }
+        if let Err(e) = erlmcp_runtime::placement::ShardCount::new(self.shards) {
+            bail!("invalid --shards {}: {e}", self.shards);
+        }
+        if self.capacity == 0 {
+            bail!(
+                "invalid --capacity 0: a capacity is a weight of at least 1 (a node that holds no sessions is --metadata-only)"
+            );
         }
         for (key, addr) in [
             ("tcp", &self.tcp),
@@ -507,6 +564,11 @@ mod tests {
                 cluster_keepalive: DEFAULT_CLUSTER_KEEPALIVE,
                 cluster_idle_timeout: DEFAULT_CLUSTER_IDLE_TIMEOUT,
                 forget_left_after: DEFAULT_FORGET_LEFT_AFTER,
+                shards: 1024,
+                capacity: 1,
+                region: None,
+                voter: false,
+                metadata_only: false,
                 chaos_token: None,
                 engine: EngineConfig::default(),
             }
@@ -536,6 +598,11 @@ mod tests {
             cluster_keepalive_ms = 120
             cluster_idle_timeout_ms = 950
             forget_left_after_ms = 60000
+            shards = 256
+            capacity = 3
+            region = "eu-1"
+            voter = true
+            metadata_only = true
             chaos = true
             admin_token = "file-token"
             [engine]
@@ -593,6 +660,11 @@ mod tests {
             cluster_keepalive: Some(Duration::from_millis(100)),
             cluster_idle_timeout: Some(Duration::from_millis(900)),
             forget_left_after: Some(Duration::from_secs(30)),
+            shards: Some(64),
+            capacity: Some(2),
+            region: Some("us-2".into()),
+            voter: false,
+            metadata_only: false,
             chaos: true,
             admin_token: Some("flag-token".into()),
         };
@@ -606,6 +678,14 @@ mod tests {
         assert_eq!(merged.cluster_keepalive, Duration::from_millis(100));
         assert_eq!(merged.cluster_idle_timeout, Duration::from_millis(900));
         assert_eq!(merged.forget_left_after, Duration::from_secs(30));
+        assert_eq!(
+            (merged.shards, merged.capacity, merged.region.as_deref()),
+            (64, 2, Some("us-2"))
+        );
+        assert!(
+            merged.voter && merged.metadata_only,
+            "a flag cannot switch a file's true off"
+        );
         assert_eq!(merged.chaos_token.as_deref(), Some("flag-token"));
         let from_file = NodeConfig::merge(file.clone(), &NodeArgs::default()).unwrap();
         assert_eq!(from_file.quic.as_deref(), Some("127.0.0.1:11"));
@@ -617,6 +697,15 @@ mod tests {
         assert_eq!(from_file.cluster_keepalive, Duration::from_millis(120));
         assert_eq!(from_file.cluster_idle_timeout, Duration::from_millis(950));
         assert_eq!(from_file.forget_left_after, Duration::from_secs(60));
+        assert_eq!(
+            (
+                from_file.shards,
+                from_file.capacity,
+                from_file.region.as_deref()
+            ),
+            (256, 3, Some("eu-1"))
+        );
+        assert!(from_file.voter && from_file.metadata_only);
         assert_eq!(from_file.chaos_token.as_deref(), Some("file-token"));
         let no_token = NodeArgs {
             chaos: true,
@@ -718,6 +807,9 @@ mod tests {
         assert!(bad("allowed_hosts = [\"a b\"]").contains("invalid allowed_hosts"));
         assert!(bad("allowed_origins = [\"example.com\"]").contains("invalid allowed_origins"));
         assert!(bad("name = \"  \"").contains("invalid name"));
+        assert!(bad("shards = 0").contains("invalid --shards 0: shard count 0 is out of range"));
+        assert!(bad("shards = 70000").contains("invalid --shards 70000"));
+        assert!(bad("capacity = 0").contains("invalid --capacity 0"));
         assert!(bad("[engine]\nmax_in_flight = 0").contains("engine.max_in_flight"));
         assert!(bad("[engine]\noutbound_queue = 0").contains("engine.outbound_queue"));
         assert!(bad("[engine]\nmax_message_bytes = 0").contains("engine.max_message_bytes"));

@@ -64,8 +64,15 @@ enum Command {
 const RUNTIME_SHUTDOWN: Duration = Duration::from_millis(200);
 
 fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // openraft narrates every election and replication step at INFO; the metadata member logs
+    // what an operator needs (founded, voters changed, map committed). RUST_LOG=openraft=info
+    // brings it back.
+    let names_openraft = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("openraft"));
+    if !names_openraft && let Ok(quiet) = "openraft=warn".parse() {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use erlmcp_net::admin::{AdminClient, AdminError, CLUSTER_PATH, ClusterView, Member};
+use erlmcp_net::admin::{
+    AdminClient, AdminError, CLUSTER_PATH, ClusterView, Member, SHARDS_PATH, ShardsView,
+};
 
 /// Bound on the whole exchange with the admin API (connect, request, response).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +25,9 @@ pub struct StatusArgs {
     /// Print the JSON the node answered (pretty-printed) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show the metadata cluster and the shard map (GET /admin/shards) instead of the members.
+    #[arg(long)]
+    pub shards: bool,
 }
 
 /// `erlmcp forget` flags.
@@ -60,12 +65,19 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .connect_timeout(TIMEOUT)
         .timeout(TIMEOUT)
         .build()?;
+    let path = if args.shards {
+        SHARDS_PATH
+    } else {
+        CLUSTER_PATH
+    };
     let text = if args.json {
         // Untyped, so a newer node's extra fields are printed too.
-        let v = client.get_json(CLUSTER_PATH).await.map_err(hint)?;
+        let v = client.get_json(path).await.map_err(hint)?;
         let mut s = serde_json::to_string_pretty(&v).context("re-encoding the JSON")?;
         s.push('\n');
         s
+    } else if args.shards {
+        render_shards(&client.shards().await.map_err(hint)?)
     } else {
         render(&client.cluster().await.map_err(hint)?)
     };
@@ -165,6 +177,82 @@ pub fn render(view: &ClusterView) -> String {
             None => out.push('\n'),
         }
     }
+    out
+}
+
+/// The metadata cluster in a line, then a row per registered node (shards owned and
+/// replicated), e.g. for `erlmcp status --shards`.
+pub fn render_shards(v: &ShardsView) -> String {
+    let mut out = String::new();
+    let m = &v.metadata;
+    let _ = writeln!(
+        out,
+        "metadata cluster {} (term {}, version {}): leader {}, voters {}{}",
+        m.cluster
+            .as_deref()
+            .unwrap_or("(not founded or not joined yet)"),
+        m.term,
+        m.version,
+        m.leader.as_deref().unwrap_or("none"),
+        if m.voters.is_empty() {
+            "none".to_string()
+        } else {
+            m.voters.join(", ")
+        },
+        if m.learners.is_empty() {
+            String::new()
+        } else {
+            format!("; learners {}", m.learners.join(", "))
+        }
+    );
+    if v.shards == 0 {
+        let _ = writeln!(out, "no shard map yet (seen by {})", v.node);
+        return out;
+    }
+    let rows: Vec<[String; 5]> = v
+        .nodes
+        .iter()
+        .map(|n| {
+            [
+                n.name.clone(),
+                n.owned.to_string(),
+                n.replicated.to_string(),
+                n.capacity.to_string(),
+                if n.holds_sessions {
+                    n.region.clone().unwrap_or_else(|| "-".into())
+                } else {
+                    "metadata-only".into()
+                },
+            ]
+        })
+        .collect();
+    const HEADER: [&str; 5] = ["NODE", "OWNS", "REPLICAS", "CAPACITY", "REGION"];
+    let mut widths = HEADER.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(HEADER.map(String::from)).chain(rows) {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                line.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{} shards, replication factor {}, {} placement override{} (seen by {})",
+        v.shards,
+        v.replication_factor,
+        v.overrides,
+        if v.overrides == 1 { "" } else { "s" },
+        v.node
+    );
     out
 }
 
@@ -307,6 +395,37 @@ node4   up       1764240001000  999µs  2d07h  127.0.0.1:7443  127.0.0.1:7444
         );
         v.refused = Some("node name \"node0\" is taken".into());
         assert!(render(&v).contains("refused by the mesh: node name \"node0\" is taken\n"));
+    }
+
+    #[test]
+    fn shards_render_the_metadata_line_and_a_row_per_node() {
+        let v: ShardsView = serde_json::from_str(
+            r#"{"node":"a","metadata":{"id":"a#1","cluster":"a#1","leader":"b#2","term":3,
+                "voters":["a#1","b#2","c#3"],"learners":["d#4"],"version":9},
+                "shards":1024,"replication_factor":2,"overrides":1,
+                "nodes":[{"name":"a","capacity":1,"holds_sessions":true,"owned":512,"replicated":500},
+                         {"name":"m","capacity":1,"holds_sessions":false,"owned":0,"replicated":0},
+                         {"name":"b","capacity":2,"region":"eu","holds_sessions":true,"owned":512,"replicated":524}],
+                "entries":[]}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            render_shards(&v),
+            "\
+metadata cluster a#1 (term 3, version 9): leader b#2, voters a#1, b#2, c#3; learners d#4
+NODE  OWNS  REPLICAS  CAPACITY  REGION
+a     512   500       1         -
+m     0     0         1         metadata-only
+b     512   524       2         eu
+1024 shards, replication factor 2, 1 placement override (seen by a)
+"
+        );
+        let none: ShardsView =
+            serde_json::from_str(r#"{"node":"z","metadata":{"id":"z#5"}}"#).expect("parses");
+        assert_eq!(
+            render_shards(&none),
+            "metadata cluster (not founded or not joined yet) (term 0, version 0): leader none, voters none\nno shard map yet (seen by z)\n"
+        );
     }
 
     #[test]

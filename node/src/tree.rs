@@ -4,7 +4,8 @@
 //! ```text
 //! NodeSup (rest_for_one)
 //! ├── ClusterSup (rest_for_one)     erlmcp_actors::cluster (--cluster): NodeServer,
-//! │                                 QuicEndpoint, Membership (+ ClusterAgent)
+//! │                                 QuicEndpoint, Membership (+ ClusterAgent), Metadata
+//! │                                 (erlmcp_actors::metadata: the agreed shard map)
 //! ├── ShardSup (one_for_one)        engine.shard_sup(): the shard and its sessions
 //! └── ListenerSup (one_for_one)
 //!     ├── ConnectionSup (dynamic)   engine.connection_sup(): one Connection per client
@@ -28,6 +29,7 @@ use anyhow::{Context, bail};
 use erlmcp_actors::cluster::{Cluster, ClusterConfig, DEFAULT_MAX_FRAME_BYTES};
 use erlmcp_actors::engine::Engine;
 use erlmcp_actors::env::NodeEnv;
+use erlmcp_actors::metadata::{Metadata, MetadataConfig};
 use erlmcp_net::cluster::{TransportTuning, cluster_transport};
 use erlmcp_net::pki::NodeIdentity;
 use erlmcp_net::tls;
@@ -166,7 +168,25 @@ impl Node {
             &cfg.name,
             cfg.engine.clone(),
         ));
-        let status = Arc::new(NodeStatus::new(&cfg.name, cluster, cfg.chaos_token.clone()));
+        let metadata = match &cluster {
+            Some(c) => {
+                let spec = erlmcp_runtime::placement::NodeSpec {
+                    name: cfg.name.clone(),
+                    capacity: cfg.capacity,
+                    region: cfg.region.clone(),
+                    holds_sessions: !cfg.metadata_only,
+                };
+                let mut mc = MetadataConfig::new(spec);
+                mc.voter = cfg.voter;
+                mc.shards =
+                    erlmcp_runtime::placement::ShardCount::new(cfg.shards).context("--shards")?;
+                Some(Metadata::new(c.clone(), mc))
+            }
+            None => None,
+        };
+        let mut status = NodeStatus::new(&cfg.name, cluster, cfg.chaos_token.clone());
+        status.metadata = metadata;
+        let status = Arc::new(status);
         for (configured, l) in [
             (cfg.tcp.is_some(), Listener::Tcp),
             (cfg.http.is_some(), Listener::Http),
@@ -239,7 +259,13 @@ impl Node {
             SupervisorSpec::new(format!("NodeSup[{}]", self.cfg.name), Strategy::RestForOne)
                 .intensity(3, Duration::from_secs(5));
         if let Some(c) = &self.status.cluster {
-            root = root.child(c.child_spec());
+            let extra = self
+                .status
+                .metadata
+                .iter()
+                .map(Metadata::child_spec)
+                .collect();
+            root = root.child(c.child_spec_with(extra));
         }
         Ok(root
             .child(self.engine.shard_sup())
@@ -290,6 +316,8 @@ pub struct NodeStatus {
     pub tcp_accepted: AtomicU64,
     /// The cluster side, if the node runs one.
     pub cluster: Option<Cluster>,
+    /// The node's metadata member (with the cluster side).
+    pub metadata: Option<Metadata>,
     /// The bearer token of the fault-injection endpoints (`None`: they are off).
     pub chaos_token: Option<String>,
 }
@@ -303,6 +331,7 @@ impl NodeStatus {
             root: OnceLock::new(),
             tcp_accepted: AtomicU64::new(0),
             cluster,
+            metadata: None,
         }
     }
 
@@ -356,6 +385,11 @@ impl NodeStatus {
         }
         if let Some(why) = self.cluster.as_ref().and_then(Cluster::not_joined) {
             waiting.push(why);
+        }
+        if let Some(m) = &self.metadata
+            && m.state().map.is_none()
+        {
+            waiting.push("metadata: no shard map yet".to_string());
         }
         waiting
     }

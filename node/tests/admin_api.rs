@@ -12,8 +12,17 @@ fn health_ready_and_unknown_paths() {
     assert_eq!((code, &body["status"]), (200, &json!("ok")), "{body}");
     assert_eq!(body["node"], "test@127.0.0.1");
 
-    let (code, body) = http_get(node.admin(), "/ready");
-    assert_eq!(code, 200, "{body}");
+    // Ready once the node has its shard map (a lone node founds its metadata cluster at once).
+    let deadline = std::time::Instant::now() + common::WAIT;
+    let body = loop {
+        let (code, body) = http_get(node.admin(), "/ready");
+        if code == 200 {
+            break body;
+        }
+        assert_eq!(code, 503, "{body}");
+        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(common::POLL);
+    };
     assert_eq!(body["status"], "ready");
 
     let (code, body) = http_get(node.admin(), "/no/such/path");
@@ -64,7 +73,7 @@ fn tree_shows_the_node_supervision_tree() {
     assert_eq!(ids(&tree), ["ClusterSup", "ShardSup", "ListenerSup"]);
     assert_eq!(
         ids(&tree["children"][0]),
-        ["NodeServer", "QuicEndpoint", "Membership"]
+        ["NodeServer", "QuicEndpoint", "Membership", "Metadata"]
     );
     assert_eq!(
         ids(&tree["children"][2]),

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::placement::{NodeSpec, PlacementError, ShardCount, ShardMap, ShardMove, propose};
+use crate::placement::{
+    NodeSpec, PlacementError, ReplicaChange, ShardCount, ShardMap, ShardMove, propose,
+};
 
 /// Voters of the metadata cluster by default: three survive the loss of one.
 pub const DEFAULT_VOTERS: usize = 3;
@@ -38,6 +40,8 @@ pub enum MetadataCmd {
     /// Owner changes computed against the current map; each bumps its shard's epoch. All or
     /// nothing: one stale move rejects the command.
     Move(Vec<ShardMove>),
+    /// Replica changes of shards whose owner stays (no epoch bump). All or nothing.
+    Replicas(Vec<ReplicaChange>),
     /// Places one session on a node apart from its shard (the seed's `migrate_session`).
     Override {
         /// The session (or state handle) id.
@@ -72,6 +76,7 @@ impl std::fmt::Display for MetadataCmd {
             MetadataCmd::Deregister(n) => write!(f, "deregister {n}"),
             MetadataCmd::CreateMap { shards, rf } => write!(f, "create map {shards} rf {rf}"),
             MetadataCmd::Move(m) => write!(f, "move {} shards", m.len()),
+            MetadataCmd::Replicas(r) => write!(f, "re-replicate {} shards", r.len()),
             MetadataCmd::Override { session, node } => write!(f, "place {session} on {node}"),
             MetadataCmd::ClearOverride { session } => write!(f, "unplace {session}"),
         }
@@ -161,6 +166,21 @@ impl MetadataState {
                 self.map = Some(next);
                 Ok(())
             }
+            MetadataCmd::Replicas(changes) => {
+                let map = self.map.as_ref().ok_or("no shard map yet")?;
+                let mut next = map.clone();
+                for c in changes {
+                    if let Some(r) = c.replicas.iter().find(|r| !self.nodes.contains_key(*r)) {
+                        return Err(format!(
+                            "{} cannot be replicated on unregistered {r:?}",
+                            c.shard
+                        ));
+                    }
+                    next.apply_replicas(c.clone()).map_err(|e| e.to_string())?;
+                }
+                self.map = Some(next);
+                Ok(())
+            }
             MetadataCmd::Override { session, node } => {
                 if !self.nodes.get(node).is_some_and(|s| s.holds_sessions) {
                     return Err(format!("{node:?} is not a registered data node"));
@@ -195,6 +215,10 @@ pub struct PlanInput<'a> {
     pub rf: usize,
     /// Most shard moves in one round.
     pub max_moves: usize,
+    /// A rebalance is under way (the leader remembers it started one): it goes on until the map
+    /// matches the proposal, rather than stopping as soon as the imbalance dips under the
+    /// threshold (which would leave a newcomer at 80 % of its share).
+    pub rebalancing: bool,
 }
 
 /// The commands the leader commits next, in order, to bring the metadata in line with the mesh:
@@ -239,12 +263,31 @@ pub fn plan(state: &MetadataState, input: &PlanInput<'_>) -> Vec<MetadataCmd> {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default()
+    } else if input.rebalancing {
+        propose(map.shards, &specs, rf)
+            .and_then(|p| map.diff(&p))
+            .map(|mut d| {
+                d.truncate(input.max_moves);
+                d
+            })
+            .unwrap_or_default()
     } else {
         map.rebalance_plan(&specs, rf, input.max_moves)
             .unwrap_or_default()
     };
     if !plan.is_empty() {
         cmds.push(MetadataCmd::Move(plan));
+        return cmds;
+    }
+    // Owners settled: bring replica lists in line (a map made on fewer nodes than the
+    // replication factor has none yet; a node that came or went changes some).
+    if !input.any_unreachable
+        && let Ok(p) = propose(map.shards, &specs, rf)
+        && let Ok(mut changes) = map.replica_changes(&p)
+        && !changes.is_empty()
+    {
+        changes.truncate(input.max_moves.max(1) * 4);
+        cmds.push(MetadataCmd::Replicas(changes));
     }
     cmds
 }
@@ -270,7 +313,8 @@ pub struct VoterChange {
 
 /// The voter set the leader should move to, if any: `want` voters chosen among the up
 /// candidates, `--voter` nodes first, then the oldest; a voter that is not up any more is
-/// replaced, and one that is up is kept (no churn). `None` when the current set is right, or
+/// replaced when another candidate is up (and kept otherwise), and one that is up is kept (no
+/// churn). `None` when the current set is right, or
 /// when the change would not keep a majority of the current voters (it could not commit).
 pub fn voter_plan(
     current: &BTreeSet<String>,
@@ -304,6 +348,14 @@ pub fn voter_plan(
             break;
         }
         next.insert(c.id.clone());
+    }
+    // No one to take a dead voter's seat: keep it. Three voters with one down still commit;
+    // two voters would stop at the next failure.
+    for v in current {
+        if next.len() >= want {
+            break;
+        }
+        next.insert(v.clone());
     }
     // Too many (e.g. `want` lowered): drop the youngest.
     while next.len() > want {
@@ -408,13 +460,16 @@ mod tests {
             shards: shards(64),
             rf: 2,
             max_moves: DEFAULT_MAX_MOVES,
+            rebalancing: false,
         }
     }
 
     /// Plans and applies until the planner has nothing more to say; returns the rounds.
     fn converge(state: &mut MetadataState, input: &PlanInput<'_>) -> usize {
-        for round in 0..20 {
-            let cmds = plan(state, input);
+        let mut input = input.clone();
+        for round in 0..40 {
+            let cmds = plan(state, &input);
+            input.rebalancing = cmds.iter().any(|c| matches!(c, MetadataCmd::Move(_)));
             if cmds.is_empty() {
                 return round;
             }
@@ -443,6 +498,28 @@ mod tests {
                 .all(|e| e.replicas.len() == 1 && e.epoch == 1)
         );
         assert!(plan(&s, &input(&up, &gone)).is_empty());
+    }
+
+    #[test]
+    fn a_map_made_on_one_node_gets_replicas_when_others_join() {
+        let mut s = MetadataState::default();
+        let gone = BTreeSet::new();
+        converge(&mut s, &input(&[spec("a")], &gone));
+        assert!(
+            s.map
+                .as_ref()
+                .unwrap()
+                .entries
+                .iter()
+                .all(|e| e.replicas.is_empty())
+        );
+        converge(&mut s, &input(&[spec("a"), spec("b"), spec("c")], &gone));
+        let map = s.map.as_ref().unwrap();
+        assert!(
+            map.entries
+                .iter()
+                .all(|e| e.replicas.len() == 1 && e.replicas[0] != e.owner)
+        );
     }
 
     #[test]
@@ -625,6 +702,9 @@ mod tests {
         assert_eq!(ch.voters, set(&["a#1", "c#3", "d#4"]));
         // Two of three gone: no majority to commit a change.
         assert_eq!(voter_plan(&set(&["a#1", "b#2", "c#3"]), &up2[2..], 3), None);
+        // One gone and no one to replace it: the seat is kept (3 voters, 2 up, still a
+        // majority), never shrunk to 2.
+        assert_eq!(voter_plan(&set(&["a#1", "b#2", "c#3"]), &up[..2], 3), None);
         // --voter nodes come first.
         let up3 = [
             cand("a#1", 1, false),

@@ -3,10 +3,13 @@
 //! a malformed payload is an error there, not a panic in ractor_cluster), leave notices and
 //! pings. It holds no state of its own beyond a cast counter used by the benchmark.
 
+use std::sync::Arc;
+
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use super::membership::MembershipMsg;
+use super::{Shared, lock};
 
 /// Process group every node's agent joins.
 pub const AGENT_GROUP: &str = "erlmcp.cluster.agent";
@@ -27,6 +30,9 @@ pub enum AgentMsg {
     /// How many `Count`s arrived so far.
     #[rpc]
     Counted(u64, RpcReplyPort<u64>),
+    /// A consensus RPC of the metadata cluster (JSON), answered by this node's metadata member.
+    #[rpc]
+    Raft(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
 
 /// The agent actor.
@@ -35,22 +41,24 @@ pub struct ClusterAgent;
 /// The agent's state.
 pub struct AgentState {
     membership: ActorRef<MembershipMsg>,
+    shared: Arc<Shared>,
     counted: u64,
 }
 
 impl Actor for ClusterAgent {
     type Msg = AgentMsg;
     type State = AgentState;
-    type Arguments = ActorRef<MembershipMsg>;
+    type Arguments = (ActorRef<MembershipMsg>, Arc<Shared>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<AgentMsg>,
-        membership: ActorRef<MembershipMsg>,
+        (membership, shared): (ActorRef<MembershipMsg>, Arc<Shared>),
     ) -> Result<AgentState, ActorProcessingErr> {
         ractor::pg::join(AGENT_GROUP.to_string(), vec![myself.get_cell()]);
         Ok(AgentState {
             membership,
+            shared,
             counted: 0,
         })
     }
@@ -84,6 +92,17 @@ impl Actor for ClusterAgent {
             AgentMsg::Count(_) => s.counted += 1,
             AgentMsg::Counted(_, reply) => {
                 let _ = reply.send(s.counted);
+            }
+            AgentMsg::Raft(bytes, reply) => {
+                // Consensus calls can wait (an append waits for the log): never on this actor.
+                let handler = lock(&s.shared.raft_handler).clone();
+                tokio::spawn(async move {
+                    let answer = match handler {
+                        Some(h) => h(bytes).await,
+                        None => Vec::new(),
+                    };
+                    let _ = reply.send(answer);
+                });
             }
         }
         Ok(())

@@ -614,8 +614,13 @@ impl Actor for Membership {
         };
         let view = MemberView::new(me, shared.cfg.seeds.clone(), now);
         shared.set_join_state(&view);
-        let (agent, _) =
-            Actor::spawn_linked(None, ClusterAgent, myself.clone(), myself.get_cell()).await?;
+        let (agent, _) = Actor::spawn_linked(
+            None,
+            ClusterAgent,
+            (myself.clone(), shared.clone()),
+            myself.get_cell(),
+        )
+        .await?;
         let server = lock(&shared.node_server)
             .clone()
             .ok_or("the node server is not running")?;

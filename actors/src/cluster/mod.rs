@@ -142,7 +142,13 @@ pub struct Shared {
     /// Why the node is not a member of its mesh yet (`None`: it is), for `/ready` without a
     /// call to Membership. Kept by Membership.
     pub(crate) not_joined: Mutex<Option<String>>,
+    /// Answers consensus calls that arrive at the agent ([`Cluster::set_raft_handler`]).
+    pub(crate) raft_handler: Mutex<Option<RaftHandler>>,
 }
+
+/// Answers one consensus call (bytes in, bytes out): the metadata member's entry point.
+pub type RaftHandler =
+    Arc<dyn Fn(Vec<u8>) -> futures::future::BoxFuture<'static, Vec<u8>> + Send + Sync + 'static>;
 
 impl Shared {
     /// Records whether `view` says this node has joined, and if not, why.
@@ -198,6 +204,7 @@ impl Cluster {
                 conns: Mutex::new(std::collections::HashMap::new()),
                 leaving: std::sync::atomic::AtomicBool::new(false),
                 not_joined: Mutex::new(None),
+                raft_handler: Mutex::new(None),
             }),
         }
     }
@@ -205,6 +212,21 @@ impl Cluster {
     /// `ClusterSup` as a child of the node's root supervisor.
     pub fn child_spec(&self) -> ChildSpec {
         ChildSpec::supervisor("ClusterSup", self.spec())
+    }
+
+    /// `ClusterSup` with `extra` children after Membership (the metadata member), as a child of
+    /// the node's root supervisor.
+    pub fn child_spec_with(&self, extra: Vec<ChildSpec>) -> ChildSpec {
+        let mut spec = self.spec();
+        for c in extra {
+            spec = spec.child(c);
+        }
+        ChildSpec::supervisor("ClusterSup", spec)
+    }
+
+    /// Whether this node was given seeds to join.
+    pub fn has_seeds(&self) -> bool {
+        !self.shared.cfg.seeds.is_empty()
     }
 
     /// `ClusterSup`'s spec.
@@ -263,6 +285,11 @@ impl Cluster {
     /// Membership stopped by its supervisor (a restart) says nothing.
     pub fn begin_leave(&self) {
         self.shared.leaving.store(true, Ordering::Relaxed);
+    }
+
+    /// Routes the consensus calls peers send this node's agent to `handler`.
+    pub fn set_raft_handler(&self, handler: RaftHandler) {
+        *lock(&self.shared.raft_handler) = Some(handler);
     }
 
     /// Tells peers where this node's admin API listens (from the next gossip on).

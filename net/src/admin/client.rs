@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use super::{
     CHAOS_KILL_PATH, CLUSTER_PATH, ClusterView, ErrorBody, FORGET_PATH, ForgetRequest, Forgotten,
-    HEALTH_PATH, Health, KillRequest, Killed, READY_PATH, Readiness, STATS_PATH, Stats, TREE_PATH,
-    TreeNode,
+    HEALTH_PATH, Health, KillRequest, Killed, READY_PATH, Readiness, SHARDS_PATH, STATS_PATH,
+    ShardsView, Stats, TREE_PATH, TreeNode,
 };
 
 /// How long connecting to an admin API may take unless set otherwise.
@@ -377,6 +377,12 @@ impl AdminClient {
             "a cluster view",
         )
         .await
+    }
+
+    /// `GET /admin/shards`.
+    pub async fn shards(&self) -> Result<ShardsView, AdminError> {
+        self.call(Method::GET, SHARDS_PATH, None::<&()>, &[], "a shard map")
+            .await
     }
 
     /// `POST /admin/forget`: forget member `node` (down or left) on that node and its peers.

@@ -1,0 +1,245 @@
+//! The agreed shard map: nodes found one metadata cluster (openraft over the mesh), agree on
+//! one map, rebalance about a quarter of the shards to a fourth node, and keep agreeing when
+//! the metadata leader is killed in the middle of that rebalance.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use common::*;
+use serde_json::Value;
+
+const SHARDS: usize = 1024;
+
+fn node(name: &str, args: &[&str]) -> NodeProc {
+    NodeProc::start_with(None, &["--name", name], args, "info")
+}
+
+fn joining(name: &str, seed: &NodeProc) -> NodeProc {
+    let s = seed.cluster().to_string();
+    node(name, &["--join", &s])
+}
+
+fn shards(admin: SocketAddr) -> Value {
+    let (code, v) = http_get(admin, "/admin/shards");
+    assert_eq!(code, 200, "{v}");
+    v
+}
+
+/// (owner, epoch) per shard.
+fn owners(v: &Value) -> Vec<(String, u64)> {
+    v["entries"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .map(|e| {
+                    (
+                        e["owner"].as_str().unwrap_or("").to_string(),
+                        e["epoch"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every (shard, epoch) ever seen, with its owner: an epoch names one owner, on every node.
+#[derive(Default)]
+struct OwnershipAudit {
+    seen: BTreeMap<(usize, u64), String>,
+}
+
+impl OwnershipAudit {
+    fn record(&mut self, who: &str, v: &Value) {
+        for (shard, (owner, epoch)) in owners(v).into_iter().enumerate() {
+            let prev = self.seen.entry((shard, epoch)).or_insert(owner.clone());
+            assert_eq!(
+                *prev, owner,
+                "shard {shard} epoch {epoch} has two owners ({who} says {owner})"
+            );
+        }
+    }
+}
+
+/// Polls every node's /admin/shards until all show the same map with `done` true of it; feeds
+/// every answer to the audit. Returns the agreed view.
+fn wait_agreed(
+    nodes: &[&NodeProc],
+    audit: &mut OwnershipAudit,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let views: Vec<Value> = nodes.iter().map(|n| shards(n.admin())).collect();
+        for (n, v) in nodes.iter().zip(&views) {
+            audit.record(&n.admin().to_string(), v);
+        }
+        let first = &views[0];
+        let agreed = views.iter().all(|v| {
+            v["entries"] == first["entries"]
+                && v["metadata"]["version"] == first["metadata"]["version"]
+        });
+        if agreed && done(first) {
+            return first.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {what}: {:#}",
+            views
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v["entries"] = v["entries"].as_array().map_or(0, Vec::len).into();
+                    v
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect::<Value>()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+fn owned(v: &Value, name: &str) -> usize {
+    owners(v).iter().filter(|(o, _)| o == name).count()
+}
+
+#[test]
+fn three_nodes_agree_on_one_map_and_a_fourth_takes_about_a_quarter() {
+    let mut audit = OwnershipAudit::default();
+    let a = node("a", &[]);
+    let b = joining("b", &a);
+    let c = joining("c", &a);
+    // a founds alone and its first map is all its own; b and c take their shares as they join.
+    let three = wait_agreed(
+        &[&a, &b, &c],
+        &mut audit,
+        "one balanced map, 3 voters",
+        |v| {
+            v["shards"] == SHARDS
+                && v["metadata"]["voters"].as_array().map(Vec::len) == Some(3)
+                // Balanced: within 5 % (+1) of the fair share of 341.3 each.
+                && ["a", "b", "c"].iter().all(|n| (324..=359).contains(&owned(v, n)))
+                // RF 2: a replica each (the first map, made on a alone, had none).
+                && v["entries"].as_array().is_some_and(|es| {
+                    es.iter()
+                        .all(|e| e["replicas"].as_array().map(Vec::len) == Some(1))
+                })
+        },
+    );
+    for e in three["entries"].as_array().unwrap() {
+        let replicas = e["replicas"].as_array().unwrap();
+        assert_ne!(replicas[0], e["owner"]);
+    }
+    for n in [&a, &b, &c] {
+        assert_eq!(http_get(n.admin(), "/ready").0, 200);
+    }
+
+    let d = joining("d", &a);
+    let four = wait_agreed(&[&a, &b, &c, &d], &mut audit, "d's share moved", |v| {
+        owned(v, "d") >= 240 && v["nodes"].as_array().map(Vec::len) == Some(4)
+    });
+    // Moves go 64 a round (d: 64, 128, 192, then its whole share of about 256).
+    let out = std::process::Command::new(bin())
+        .args(["status", "--shards", "--admin", &b.admin().to_string()])
+        .output()
+        .expect("run erlmcp status --shards");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("metadata cluster "), "{text}");
+    assert!(text.contains("1024 shards, replication factor 2"), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with(['a', 'b', 'c', 'd']))
+            .count(),
+        4,
+        "{text}"
+    );
+    let before = owners(&three);
+    let after = owners(&four);
+    let moved: Vec<usize> = (0..SHARDS).filter(|&i| before[i].0 != after[i].0).collect();
+    let to_d = moved.iter().filter(|&&i| after[i].0 == "d").count();
+    assert!(
+        (230..=320).contains(&moved.len()),
+        "about a quarter moved: {}",
+        moved.len()
+    );
+    assert!(
+        to_d * 10 >= moved.len() * 9,
+        "{to_d} of {} went to d",
+        moved.len()
+    );
+    for i in 0..SHARDS {
+        if moved.contains(&i) {
+            assert_eq!(after[i].1, before[i].1 + 1, "shard {i}: one epoch per move");
+        } else {
+            assert_eq!(
+                after[i], before[i],
+                "shard {i} did not move: same owner, same epoch"
+            );
+        }
+    }
+}
+
+#[test]
+fn killing_the_metadata_leader_during_a_rebalance_converges_with_one_owner_per_epoch() {
+    let mut audit = OwnershipAudit::default();
+    let a = node("a", &[]);
+    let b = joining("b", &a);
+    let c = joining("c", &a);
+    let mut nodes = vec![a, b, c];
+    let three = {
+        let refs: Vec<&NodeProc> = nodes.iter().collect();
+        wait_agreed(&refs, &mut audit, "3 voters", |v| {
+            v["shards"] == SHARDS && v["metadata"]["voters"].as_array().map(Vec::len) == Some(3)
+        })
+    };
+    let leader = three["metadata"]["leader"].as_str().unwrap().to_string();
+    let leader_name = leader.split('#').next().unwrap().to_string();
+
+    let d = joining("d", &nodes[0]);
+    // Kill the leader as soon as the rebalance has begun (d owns something).
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = shards(d.admin());
+        audit.record("d", &v);
+        if owned(&v, "d") > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rebalance never began");
+        std::thread::sleep(POLL);
+    }
+    let i = ["a", "b", "c"]
+        .iter()
+        .position(|n| *n == leader_name)
+        .expect("the leader is one of the first three");
+    let mut dead = nodes.remove(i);
+    dead.signal("-KILL");
+    dead.wait_exit();
+
+    nodes.push(d);
+    let refs: Vec<&NodeProc> = nodes.iter().collect();
+    let after = wait_agreed(&refs, &mut audit, "a new leader", |v| {
+        v["metadata"]["leader"]
+            .as_str()
+            .is_some_and(|l| l != leader)
+    });
+    let new_leader = after["metadata"]["leader"].as_str().unwrap().to_string();
+    // The new leader goes on committing: the map converges on the three that are up (the dead
+    // node's shards stay its own: moving them needs replication, not rebalancing).
+    let live = ["a", "b", "c", "d"]
+        .into_iter()
+        .filter(|n| *n != leader_name)
+        .collect::<Vec<_>>();
+    let settled = wait_agreed(&refs, &mut audit, "converged", |v| {
+        live.iter().all(|n| owned(v, n) > 0)
+    });
+    assert!(
+        owned(&settled, &leader_name) > 0,
+        "a down node is not deregistered"
+    );
+    assert_ne!(new_leader, leader);
+}
