@@ -243,3 +243,56 @@ fn killing_the_metadata_leader_during_a_rebalance_converges_with_one_owner_per_e
     );
     assert_ne!(new_leader, leader);
 }
+
+#[test]
+fn a_killed_metadata_member_recovers_its_log_and_the_cluster_keeps_committing() {
+    const TOKEN: &str = "t0ken";
+    let chaos = ["--chaos", "--admin-token", TOKEN];
+    let mut audit = OwnershipAudit::default();
+    let a = node("a", &chaos);
+    let join = |name: &str| {
+        let s = a.cluster().to_string();
+        node(name, &["--join", &s, "--chaos", "--admin-token", TOKEN])
+    };
+    let b = join("b");
+    let c = join("c");
+    let three = wait_agreed(&[&a, &b, &c], &mut audit, "3 voters", |v| {
+        v["shards"] == SHARDS && v["metadata"]["voters"].as_array().map(Vec::len) == Some(3)
+    });
+    let leader = three["metadata"]["leader"].as_str().unwrap().to_string();
+    // Kill every node's Metadata actor (the leader's too): each is restarted by ClusterSup and
+    // recovers its log; none may come back with an empty log under the same id.
+    for n in [&a, &b, &c] {
+        let auth = format!("Bearer {TOKEN}");
+        let (code, body) = http_request(
+            n.admin(),
+            "POST",
+            "/admin/chaos/kill",
+            &[("authorization", auth.as_str())],
+            r#"{"kind":"child","id":"ClusterSup/Metadata"}"#,
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+    let d = join("d");
+    wait_agreed(&[&a, &b, &c, &d], &mut audit, "d's share moved", |v| {
+        owned(v, "d") >= 240 && v["metadata"]["voters"].as_array().map(Vec::len) == Some(3)
+    });
+    let after = shards(a.admin());
+    assert_eq!(after["metadata"]["cluster"], three["metadata"]["cluster"]);
+    eprintln!(
+        "leader before {leader}, after {}",
+        after["metadata"]["leader"]
+    );
+    for mut n in [a, b, c, d] {
+        n.signal("-TERM");
+        let (status, log) = n.wait_exit();
+        assert!(status.success());
+        assert!(
+            !log.iter().any(|l| l.contains("panicked")),
+            "{:#?}",
+            log.iter()
+                .filter(|l| l.contains("panicked"))
+                .collect::<Vec<_>>()
+        );
+    }
+}

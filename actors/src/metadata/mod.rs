@@ -135,6 +135,11 @@ struct Shared {
     cluster: Cluster,
     cfg: MetadataConfig,
     id: String,
+    /// The log and state machine of this life's consensus member. They outlive the actor: a
+    /// restarted Metadata recovers from them as a restarted process recovers from its disk (a
+    /// member that came back with an empty log under the same id could vote twice, and its
+    /// leader would see its log go backwards).
+    stores: Mutex<(LogStore, StateMachine)>,
     published: watch::Sender<Arc<MetadataState>>,
     raft: Mutex<Option<Raft>>,
 }
@@ -154,10 +159,12 @@ impl Metadata {
     pub fn new(cluster: Cluster, cfg: MetadataConfig) -> Self {
         let id = consensus_id(cluster.name(), cluster.incarnation());
         let (published, _) = watch::channel(Arc::new(MetadataState::default()));
+        let stores = Mutex::new((LogStore::default(), StateMachine::new(published.clone())));
         let shared = Arc::new(Shared {
             cluster,
             cfg,
             id,
+            stores,
             published,
             raft: Mutex::new(None),
         });
@@ -289,8 +296,16 @@ fn raft_config() -> Result<Arc<openraft::Config>, String> {
     cfg.validate().map(Arc::new).map_err(|e| e.to_string())
 }
 
-async fn new_raft(s: &Shared) -> Result<Raft, ActorProcessingErr> {
-    let sm = StateMachine::new(s.published.clone());
+/// A Raft on this life's stores (`fresh`: on new, empty ones, for a node that leaves its
+/// cluster to join another).
+async fn new_raft(s: &Shared, fresh: bool) -> Result<Raft, ActorProcessingErr> {
+    let (log, sm) = {
+        let mut stores = lock(&s.stores);
+        if fresh {
+            *stores = (LogStore::default(), StateMachine::new(s.published.clone()));
+        }
+        stores.clone()
+    };
     let network = Network {
         cluster: s.cluster.clone(),
     };
@@ -298,7 +313,7 @@ async fn new_raft(s: &Shared) -> Result<Raft, ActorProcessingErr> {
         s.id.clone(),
         raft_config()?,
         network,
-        LogStore::default(),
+        log,
         sm,
     )
     .await?;
@@ -350,7 +365,13 @@ impl Actor for MetadataActor {
         myself: ActorRef<MetadataMsg>,
         shared: Arc<Shared>,
     ) -> Result<State, ActorProcessingErr> {
-        let raft = new_raft(&shared).await?;
+        // A killed predecessor (no post_stop) may have left its Raft running on these stores.
+        let old = lock(&shared.raft).take();
+        if let Some(old) = old {
+            tracing::info!(id = %shared.id, "stopping the previous metadata member's Raft");
+            let _ = old.shutdown().await;
+        }
+        let raft = new_raft(&shared, false).await?;
         *lock(&shared.raft) = Some(raft);
         tracing::info!(id = %shared.id, "metadata member started");
         let ticker = myself.send_interval(TICK, || MetadataMsg::Tick);
@@ -458,7 +479,7 @@ async fn round(s: &Shared, memory: &LeaderMemory, settled: bool) -> Result<(), S
         {
             tracing::warn!(mine = %mine, older = %older.cluster, "leaving a lone metadata cluster for an older one");
             let _ = raft.shutdown().await;
-            let fresh = new_raft(s).await.map_err(|e| e.to_string())?;
+            let fresh = new_raft(s, true).await.map_err(|e| e.to_string())?;
             s.published.send_replace(Arc::new(MetadataState::default()));
             *lock(&s.raft) = Some(fresh);
             known.lock().await.clear();
