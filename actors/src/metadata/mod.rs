@@ -309,14 +309,7 @@ async fn new_raft(s: &Shared, fresh: bool) -> Result<Raft, ActorProcessingErr> {
     let network = Network {
         cluster: s.cluster.clone(),
     };
-    let raft = Raft::new(
-        s.id.clone(),
-        raft_config()?,
-        network,
-        log,
-        sm,
-    )
-    .await?;
+    let raft = Raft::new(s.id.clone(), raft_config()?, network, log, sm).await?;
     Ok(raft)
 }
 
