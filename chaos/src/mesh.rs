@@ -282,6 +282,12 @@ impl Mesh {
                 args.push("--join".into());
                 args.push(seeds.join(","));
             }
+            // Durable metadata, so a killed or restarted node comes back as the same consensus
+            // member (as a deployment with --data-dir does); fresh for every run.
+            let data = log_dir.join(format!("{}.data", node.name));
+            let _ = std::fs::remove_dir_all(&data);
+            args.push("--data-dir".into());
+            args.push(data.display().to_string());
             args.extend(extra.iter().cloned());
             node.args = args;
             node.spawn(bin)?;

@@ -3,7 +3,7 @@
 //! 1. start the local mesh (or attach) and wait until every node sees every other one up;
 //! 2. run the workload for the scenario's duration while the nemesis injects its faults;
 //! 3. heal everything (resume, restart, clear relays), wait for convergence (member views agree,
-//!    supervision trees whole), take final reads;
+//!    supervision trees whole, one shard map), take final reads;
 //! 4. check, write report.json and report.html, print the table; the exit code says whether
 //!    every checker passed.
 
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 
 use crate::check::convergence::{self, NodeView};
+use crate::check::ownership::{MapSample, OwnershipAudit};
 use crate::check::{CheckResult, availability, deadlines, linearizable, lost_writes};
 use crate::history::{History, Outcome};
 use crate::mesh::{Mesh, admin_client};
@@ -75,6 +76,52 @@ async fn views(mesh: &Mesh) -> Vec<NodeView> {
         });
     }
     out
+}
+
+/// How often the shard maps are sampled for the ownership audit while the scenario runs.
+const MAP_SAMPLE_EVERY: Duration = Duration::from_millis(500);
+/// Bound on one node's `/admin/shards` answer (a paused node must not stall the sampling).
+const MAP_SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Every node's shard map now (nodes that do not answer in time are left out).
+async fn maps(mesh: &Mesh, start: Instant) -> Vec<MapSample> {
+    let polls = mesh.admins().into_iter().map(|(name, admin)| async move {
+        let client = erlmcp_net::admin::AdminClient::builder(&admin)
+            .connect_timeout(MAP_SAMPLE_TIMEOUT)
+            .timeout(MAP_SAMPLE_TIMEOUT)
+            .build()
+            .ok()?;
+        let v = client.shards().await.ok()?;
+        Some(MapSample {
+            node: name,
+            life: v.metadata.id,
+            at_us: start.elapsed().as_micros() as u64,
+            version: v.metadata.version,
+            entries: v.entries.into_iter().map(|e| (e.owner, e.epoch)).collect(),
+        })
+    });
+    futures::future::join_all(polls)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Polls until the reachable nodes hold one shard map (same version and entries), or `within`;
+/// returns the last maps.
+async fn agreed_maps(mesh: &Mesh, start: Instant, within: Duration) -> Vec<MapSample> {
+    let begin = Instant::now();
+    loop {
+        let m = maps(mesh, start).await;
+        let agreed = !m.is_empty()
+            && !m[0].entries.is_empty()
+            && m.windows(2)
+                .all(|w| w[0].entries == w[1].entries && w[0].version == w[1].version);
+        if agreed || begin.elapsed() >= within {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Polls until every node sees every expected member up and its tree whole, or `within`.
@@ -163,6 +210,23 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Repor
         Some(tx),
     ));
     let nemesis_task = tokio::spawn(nemesis::run(mesh.clone(), planned, start, journal.clone()));
+    let audit = Arc::new(Mutex::new(OwnershipAudit::default()));
+    let sampling = tokio_util::sync::CancellationToken::new();
+    let sampler = {
+        let (mesh, audit, stop) = (mesh.clone(), audit.clone(), sampling.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(MAP_SAMPLE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = every.tick() => {}
+                }
+                for m in maps(&mesh, start).await {
+                    audit.lock().unwrap_or_else(|p| p.into_inner()).record(&m);
+                }
+            }
+        })
+    };
 
     // Progress while it runs.
     let mut progress = Progress::new(scenario.duration, opts.quiet);
@@ -211,6 +275,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Repor
         eprintln!("warning: reviving nodes: {e:#}");
     }
     let (final_views, took) = converge(&mesh, &names, scenario.checks.convergence_timeout).await;
+    sampling.cancel();
+    let _ = sampler.await;
+    let final_maps = agreed_maps(&mesh, start, scenario.checks.convergence_timeout).await;
     eprintln!("== convergence wait {took:?}; final reads");
     let final_reads = workload::final_reads(&cfg, &mesh.targets(), &output.sessions).await;
 
@@ -228,6 +295,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<Repor
         deadlines::check(&history),
         availability::check(&history, scenario.checks.min_availability),
         convergence::check(&final_views, &names),
+        std::mem::take(&mut *audit.lock().unwrap_or_else(|p| p.into_inner())).finish(&final_maps),
     ];
     tokio::task::block_in_place(|| mesh.stop());
     let report = Report {

@@ -23,6 +23,7 @@
 //! | `--cluster-keepalive 150ms` | `cluster_keepalive_ms` | `150` |
 //! | `--cluster-idle-timeout 700ms` | `cluster_idle_timeout_ms` | `700` |
 //! | `--forget-left-after 5m` | `forget_left_after_ms` | `300000` (members that left are then forgotten) |
+//! | `--data-dir DIR` | `data_dir` | none: metadata in memory (a restarted node rejoins as a new member) |
 //! | `--shards N` | `shards` | `1024` (a new cluster's shard count; the founder's counts) |
 //! | `--capacity N` | `capacity` | `1` (this node's weight in shard placement) |
 //! | `--region R` | `region` | none (replicas prefer nodes of other regions) |
@@ -158,6 +159,12 @@ pub struct NodeArgs {
     /// NODE` forgets one at once.
     #[arg(long, value_parser = parse_duration)]
     pub forget_left_after: Option<Duration>,
+    /// Where the node keeps what must survive a restart: its metadata consensus log and
+    /// snapshots (DIR/metadata) [default: none, in memory: a restarted node rejoins the
+    /// metadata cluster as a new member, so losing two of three voters before they are replaced
+    /// loses the metadata majority].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Shard count of a new cluster's map [default: 1024]; a cluster keeps the count its founder
     /// had.
     #[arg(long, value_name = "N")]
@@ -225,6 +232,8 @@ pub struct FileConfig {
     pub cluster_idle_timeout_ms: Option<u64>,
     /// `--forget-left-after`, in milliseconds.
     pub forget_left_after_ms: Option<u64>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
     /// `--shards`.
     pub shards: Option<u32>,
     /// `--capacity`.
@@ -285,6 +294,8 @@ pub struct NodeConfig {
     pub cluster_idle_timeout: Duration,
     /// How long members that left are remembered.
     pub forget_left_after: Duration,
+    /// Durable state directory.
+    pub data_dir: Option<PathBuf>,
     /// Shard count of a new cluster's map.
     pub shards: u32,
     /// Weight in shard placement.
@@ -390,6 +401,7 @@ impl NodeConfig {
                 .forget_left_after
                 .or(file.forget_left_after_ms.map(Duration::from_millis))
                 .unwrap_or(DEFAULT_FORGET_LEFT_AFTER),
+            data_dir: args.data_dir.clone().or(file.data_dir),
             shards: args
                 .shards
                 .or(file.shards)
@@ -564,6 +576,7 @@ mod tests {
                 cluster_keepalive: DEFAULT_CLUSTER_KEEPALIVE,
                 cluster_idle_timeout: DEFAULT_CLUSTER_IDLE_TIMEOUT,
                 forget_left_after: DEFAULT_FORGET_LEFT_AFTER,
+                data_dir: None,
                 shards: 1024,
                 capacity: 1,
                 region: None,
@@ -598,6 +611,7 @@ mod tests {
             cluster_keepalive_ms = 120
             cluster_idle_timeout_ms = 950
             forget_left_after_ms = 60000
+            data_dir = "/var/lib/erlmcp"
             shards = 256
             capacity = 3
             region = "eu-1"
@@ -660,6 +674,7 @@ mod tests {
             cluster_keepalive: Some(Duration::from_millis(100)),
             cluster_idle_timeout: Some(Duration::from_millis(900)),
             forget_left_after: Some(Duration::from_secs(30)),
+            data_dir: Some("/flag/data".into()),
             shards: Some(64),
             capacity: Some(2),
             region: Some("us-2".into()),
@@ -682,6 +697,7 @@ mod tests {
             (merged.shards, merged.capacity, merged.region.as_deref()),
             (64, 2, Some("us-2"))
         );
+        assert_eq!(merged.data_dir, Some(PathBuf::from("/flag/data")));
         assert!(
             merged.voter && merged.metadata_only,
             "a flag cannot switch a file's true off"
@@ -706,6 +722,7 @@ mod tests {
             (256, 3, Some("eu-1"))
         );
         assert!(from_file.voter && from_file.metadata_only);
+        assert_eq!(from_file.data_dir, Some(PathBuf::from("/var/lib/erlmcp")));
         assert_eq!(from_file.chaos_token.as_deref(), Some("file-token"));
         let no_token = NodeArgs {
             chaos: true,

@@ -180,7 +180,8 @@ impl Node {
                 mc.voter = cfg.voter;
                 mc.shards =
                     erlmcp_runtime::placement::ShardCount::new(cfg.shards).context("--shards")?;
-                Some(Metadata::new(c.clone(), mc))
+                mc.data_dir = cfg.data_dir.clone();
+                Some(Metadata::new(c.clone(), mc).context("the metadata store (--data-dir)")?)
             }
             None => None,
         };

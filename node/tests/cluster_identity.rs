@@ -67,9 +67,12 @@ fn erlmcp(args: &[&str]) -> (bool, String, String) {
 fn a_second_node_with_a_live_members_name_is_refused_and_the_record_stays_intact() {
     let mut a = node("a", &[]);
     let b = joining("b", &a, &[]);
-    let view = wait_up(a.admin(), &["b"]);
+    // Up, and its address learned from its gossip (which follows the session by a moment).
+    let b_addr = b.cluster().to_string();
+    let view = wait_cluster(a.admin(), "b up at its address", |v| {
+        member(v, "b")["state"] == "up" && member(v, "b")["cluster_addr"] == b_addr.as_str()
+    });
     let real = member(&view, "b").clone();
-    assert_eq!(real["cluster_addr"], b.cluster().to_string().as_str());
 
     let mut impostor = joining("b", &a, &[]);
     let line = logged(&mut impostor, "refused by the mesh");

@@ -296,3 +296,113 @@ fn a_killed_metadata_member_recovers_its_log_and_the_cluster_keeps_committing() 
         );
     }
 }
+
+/// A fresh temporary directory, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "erlmcp-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ u128::from(free_udp_port())
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+
+    fn path(&self, sub: &str) -> String {
+        self.0.join(sub).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn with_a_data_dir_a_restarted_node_recovers_its_metadata_even_after_a_torn_write() {
+    let dir = TempDir::new("meta-alone");
+    let data = dir.path("a");
+    let cluster = format!("127.0.0.1:{}", free_udp_port());
+    let args = ["--data-dir", data.as_str(), "--cluster", cluster.as_str()];
+    let mut audit = OwnershipAudit::default();
+    let mut a = node("a", &args);
+    let before = wait_agreed(&[&a], &mut audit, "a map", |v| v["shards"] == SHARDS);
+    assert_eq!(before["metadata"]["id"], "a", "durable: the id is the name");
+    a.signal("-KILL");
+    a.wait_exit();
+    // A crash mid-write leaves a torn last record: recovery drops it.
+    let log = std::path::Path::new(&data).join("metadata/raft.log");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("the journal exists");
+    std::io::Write::write_all(&mut f, b"{\"Append\":{\"log_id\":").unwrap();
+    drop(f);
+
+    let a = node("a", &args);
+    let after = wait_agreed(&[&a], &mut audit, "the map back", |v| v["shards"] == SHARDS);
+    assert_eq!(
+        after["metadata"]["cluster"], before["metadata"]["cluster"],
+        "the same metadata cluster, not a new one"
+    );
+    assert_eq!(owners(&after), owners(&before));
+    assert!(after["metadata"]["version"].as_u64() >= before["metadata"]["version"].as_u64());
+}
+
+#[test]
+fn with_data_dirs_voters_killed_one_after_another_come_back_as_the_same_members() {
+    let dir = TempDir::new("meta-three");
+    let mut audit = OwnershipAudit::default();
+    let ports: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_udp_port()))
+        .collect();
+    let start = |i: usize| {
+        let name = ["a", "b", "c"][i];
+        let data = dir.path(name);
+        let mut args = vec!["--data-dir", data.as_str(), "--cluster", ports[i].as_str()];
+        let seeds = ports
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        args.extend(["--join", seeds.as_str()]);
+        node(name, &args)
+    };
+    let mut nodes: Vec<NodeProc> = (0..3).map(start).collect();
+    let first = {
+        let refs: Vec<&NodeProc> = nodes.iter().collect();
+        wait_agreed(&refs, &mut audit, "3 voters", |v| {
+            v["shards"] == SHARDS && v["metadata"]["voters"].as_array().map(Vec::len) == Some(3)
+        })
+    };
+    assert_eq!(
+        first["metadata"]["voters"],
+        serde_json::json!(["a", "b", "c"])
+    );
+    // Two of the three voters die one after the other; with their logs on disk each comes back
+    // as the same member, so the majority is never lost for good.
+    for i in [0, 1] {
+        nodes[i].signal("-KILL");
+        nodes[i].wait_exit();
+        nodes[i] = start(i);
+        let refs: Vec<&NodeProc> = nodes.iter().collect();
+        wait_agreed(&refs, &mut audit, "back", |v| {
+            v["metadata"]["leader"].is_string()
+                && v["metadata"]["voters"] == serde_json::json!(["a", "b", "c"])
+        });
+    }
+    // The cluster still commits: a fourth node gets its share.
+    let seed = ports[2].clone();
+    let d = node("d", &["--join", &seed]);
+    nodes.push(d);
+    let refs: Vec<&NodeProc> = nodes.iter().collect();
+    let last = wait_agreed(&refs, &mut audit, "d's share", |v| owned(v, "d") >= 240);
+    assert_eq!(last["metadata"]["cluster"], first["metadata"]["cluster"]);
+}

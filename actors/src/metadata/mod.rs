@@ -85,6 +85,9 @@ pub struct MetadataConfig {
     pub rf: usize,
     /// Shard moves per planning round.
     pub max_moves: usize,
+    /// Where the consensus log and snapshots are kept (`--data-dir DIR` → `DIR/metadata`);
+    /// `None`: in memory, one consensus member per life of the node.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl MetadataConfig {
@@ -97,6 +100,7 @@ impl MetadataConfig {
             shards: ShardCount::default(),
             rf: 2,
             max_moves: DEFAULT_MAX_MOVES,
+            data_dir: None,
         }
     }
 }
@@ -156,10 +160,14 @@ pub struct Metadata {
 
 impl Metadata {
     /// The metadata member of `cluster`'s node; nothing runs until its child spec starts.
-    pub fn new(cluster: Cluster, cfg: MetadataConfig) -> Self {
-        let id = consensus_id(cluster.name(), cluster.incarnation());
+    /// Fails when its data directory cannot be created or its journal read.
+    pub fn new(cluster: Cluster, cfg: MetadataConfig) -> std::io::Result<Self> {
         let (published, _) = watch::channel(Arc::new(MetadataState::default()));
-        let stores = Mutex::new((LogStore::default(), StateMachine::new(published.clone())));
+        let id = match &cfg.data_dir {
+            Some(_) => cluster.name().to_string(),
+            None => consensus_id(cluster.name(), cluster.incarnation()),
+        };
+        let stores = Mutex::new(open_stores(&cfg, &published, false)?);
         let shared = Arc::new(Shared {
             cluster,
             cfg,
@@ -184,7 +192,7 @@ impl Metadata {
                     }
                 })
             }));
-        Self { shared }
+        Ok(Self { shared })
     }
 
     /// This node's consensus id.
@@ -296,13 +304,38 @@ fn raft_config() -> Result<Arc<openraft::Config>, String> {
     cfg.validate().map(Arc::new).map_err(|e| e.to_string())
 }
 
-/// A Raft on this life's stores (`fresh`: on new, empty ones, for a node that leaves its
+/// The log and state machine: in memory, or journaled under the data directory (`wipe`:
+/// starting over, for a node that leaves its cluster to join another).
+fn open_stores(
+    cfg: &MetadataConfig,
+    published: &watch::Sender<Arc<MetadataState>>,
+    wipe: bool,
+) -> std::io::Result<(LogStore, StateMachine)> {
+    let Some(dir) = &cfg.data_dir else {
+        return Ok((LogStore::default(), StateMachine::new(published.clone())));
+    };
+    let dir = dir.join("metadata");
+    let err = |what: &str, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{what} {}: {e}", dir.display()))
+    };
+    if wipe {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| err("cannot create", e))?;
+    let log =
+        LogStore::open(&dir.join("raft.log")).map_err(|e| err("cannot read the log in", e))?;
+    let sm = StateMachine::open(published.clone(), &dir.join("snapshot.json"))
+        .map_err(|e| err("cannot read the snapshot in", e))?;
+    Ok((log, sm))
+}
+
+/// A Raft on this node's stores (`fresh`: on new, empty ones, for a node that leaves its
 /// cluster to join another).
 async fn new_raft(s: &Shared, fresh: bool) -> Result<Raft, ActorProcessingErr> {
     let (log, sm) = {
         let mut stores = lock(&s.stores);
         if fresh {
-            *stores = (LogStore::default(), StateMachine::new(s.published.clone()));
+            *stores = open_stores(&s.cfg, &s.published, true)?;
         }
         stores.clone()
     };
@@ -327,6 +360,9 @@ impl ractor::Message for MetadataMsg {}
 /// What the leader knows about each member life (asked once per life).
 #[derive(Clone)]
 struct Known {
+    /// Its consensus id, as it answered (a node picks its own: its name with a data
+    /// directory, else `NAME#INCARNATION`).
+    id: String,
     spec: NodeSpec,
     voter: bool,
     tag: Option<MetadataTag>,
@@ -434,29 +470,29 @@ async fn round(s: &Shared, memory: &LeaderMemory, settled: bool) -> Result<(), S
         .snapshot()
         .await
         .ok_or("membership not answering")?;
-    let up: Vec<UpMember> = view
+    // Up members that answered who they are (their consensus id, spec, cluster).
+    let mut up: Vec<UpMember> = Vec::new();
+    let mut tags = Vec::new();
+    for m in view
         .members
         .iter()
         .filter(|m| !m.is_self && m.state == MemberState::Up)
-        .map(|m| UpMember {
-            name: m.name.clone(),
-            incarnation: m.incarnation,
-            id: consensus_id(&m.name, m.incarnation),
-        })
-        .collect();
+    {
+        if let Some(k) = learn(s, known, &m.name, m.incarnation).await {
+            tags.push((m.name.clone(), m.incarnation, k.tag));
+            up.push(UpMember {
+                name: m.name.clone(),
+                incarnation: m.incarnation,
+                id: k.id,
+            });
+        }
+    }
     let metrics = raft.metrics().borrow_watched().clone();
     let members = metrics.membership_config.membership().clone();
     let in_cluster = members.voter_ids().next().is_some();
     if !in_cluster || (members.voter_ids().count() == 1 && members.learner_ids().next().is_none()) {
         // Alone or nowhere: what do the peers belong to?
-        let mut peers = Vec::new();
-        for m in &up {
-            let tag = match learn(s, known, &m.id).await {
-                Some(k) => k.tag,
-                None => continue,
-            };
-            peers.push((m.name.clone(), m.incarnation, tag));
-        }
+        let peers = tags;
         if !in_cluster {
             if should_found((s.cluster.name(), s.cluster.incarnation()), settled, &peers) {
                 found(s, &raft).await?;
@@ -493,22 +529,29 @@ async fn round(s: &Shared, memory: &LeaderMemory, settled: bool) -> Result<(), S
 async fn learn(
     s: &Shared,
     known: &tokio::sync::Mutex<HashMap<String, Known>>,
-    id: &str,
+    name: &str,
+    incarnation: u64,
 ) -> Option<Known> {
-    if let Some(k) = known.lock().await.get(id)
+    let life = consensus_id(name, incarnation);
+    if let Some(k) = known.lock().await.get(&life)
         && k.tag.is_some()
     {
         return Some(k.clone());
     }
-    match network::call(&s.cluster, id, Rpc::Status, RPC_TIMEOUT).await {
+    match network::call(&s.cluster, name, Rpc::Status, RPC_TIMEOUT).await {
         Ok(Response::Status {
-            id: answered,
+            id,
             tag,
             spec,
             voter,
-        }) if answered == id => {
-            let k = Known { spec, voter, tag };
-            known.lock().await.insert(id.to_string(), k.clone());
+        }) if node_of(&id) == name => {
+            let k = Known {
+                id,
+                spec,
+                voter,
+                tag,
+            };
+            known.lock().await.insert(life, k.clone());
             Some(k)
         }
         _ => None,
@@ -534,10 +577,13 @@ async fn found(s: &Shared, raft: &Raft) -> Result<(), String> {
             return Err("founded, but not elected".into());
         }
     }
-    raft.client_write(MetadataCmd::Found(s.id.clone()))
+    // The cluster's id names the founding life (also with durable ids, which are plain names),
+    // so two clusters founded apart can tell which is older.
+    let cluster = consensus_id(s.cluster.name(), s.cluster.incarnation());
+    raft.client_write(MetadataCmd::Found(cluster.clone()))
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(cluster = %s.id, "founded the metadata cluster");
+    tracing::info!(%cluster, "founded the metadata cluster");
     Ok(())
 }
 
@@ -586,7 +632,7 @@ async fn lead(
                 .is_none_or(|m| {
                     m.state == MemberState::Left
                         || m.state == MemberState::Down
-                        || consensus_id(&m.name, m.incarnation) != **id
+                        || up.iter().any(|u| u.name == m.name && u.id != **id)
                 })
         })
         .collect();
@@ -597,7 +643,7 @@ async fn lead(
         known
             .lock()
             .await
-            .retain(|id, _| !dead_learners.contains(id));
+            .retain(|_, k| !dead_learners.contains(&k.id));
     }
     // Voters: among the up lives that are members already (learners catch up first).
     let mut candidates = vec![VoterCandidate {
@@ -606,7 +652,7 @@ async fn lead(
         incarnation: s.cluster.incarnation(),
     }];
     for m in up.iter().filter(|m| present.contains(&m.id)) {
-        if let Some(k) = learn(s, known, &m.id).await {
+        if let Some(k) = learn(s, known, &m.name, m.incarnation).await {
             candidates.push(VoterCandidate {
                 id: m.id.clone(),
                 preferred: k.voter,
@@ -624,7 +670,11 @@ async fn lead(
     // The map follows the mesh.
     let mut specs = vec![s.cfg.spec.clone()];
     for m in up {
-        if let Some(k) = known.lock().await.get(&m.id) {
+        if let Some(k) = known
+            .lock()
+            .await
+            .get(&consensus_id(&m.name, m.incarnation))
+        {
             specs.push(k.spec.clone());
         }
     }

@@ -18,7 +18,8 @@ pub enum Verdict {
 /// What a checker found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// The checker (`lost-writes`, `linearizable`, `deadlines`, `availability`, `convergence`).
+    /// The checker (`lost-writes`, `linearizable`, `deadlines`, `availability`, `convergence`,
+    /// `ownership`).
     pub name: String,
     /// Its verdict.
     pub verdict: Verdict,
@@ -33,6 +34,7 @@ pub mod convergence;
 pub mod deadlines;
 pub mod linearizable;
 pub mod lost_writes;
+pub mod ownership;
 pub mod timeline;
 
 #[cfg(test)]
