@@ -483,6 +483,14 @@ mod tests {
         panic!("the planner does not converge");
     }
 
+    /// The metadata after the planner has settled on `names` (capacity 1, no regions).
+    fn converged(names: &[&str]) -> MetadataState {
+        let mut s = MetadataState::default();
+        let up: Vec<NodeSpec> = names.iter().map(|n| spec(n)).collect();
+        converge(&mut s, &input(&up, &BTreeSet::new()));
+        s
+    }
+
     #[test]
     fn the_planner_registers_nodes_creates_the_map_and_then_is_quiet() {
         let mut s = MetadataState::default();
@@ -524,10 +532,8 @@ mod tests {
 
     #[test]
     fn a_fourth_node_gets_about_a_quarter_of_the_shards_and_epochs_bump_only_there() {
-        let mut s = MetadataState::default();
-        let three = [spec("a"), spec("b"), spec("c")];
+        let mut s = converged(&["a", "b", "c"]);
         let gone = BTreeSet::new();
-        converge(&mut s, &input(&three, &gone));
         let before = s.map.clone().unwrap();
         let four = [spec("a"), spec("b"), spec("c"), spec("d")];
         converge(&mut s, &input(&four, &gone));
@@ -568,10 +574,8 @@ mod tests {
 
     #[test]
     fn rebalancing_waits_while_a_member_is_unreachable() {
-        let mut s = MetadataState::default();
-        let three = [spec("a"), spec("b"), spec("c")];
+        let mut s = converged(&["a", "b", "c"]);
         let gone = BTreeSet::new();
-        converge(&mut s, &input(&three, &gone));
         let four = [spec("a"), spec("b"), spec("c"), spec("d")];
         let mut i = input(&four, &gone);
         i.any_unreachable = true;
@@ -582,10 +586,8 @@ mod tests {
 
     #[test]
     fn moves_are_limited_per_round() {
-        let mut s = MetadataState::default();
-        let three = [spec("a"), spec("b"), spec("c")];
+        let mut s = converged(&["a", "b", "c"]);
         let gone = BTreeSet::new();
-        converge(&mut s, &input(&three, &gone));
         let four = [spec("a"), spec("b"), spec("c"), spec("d")];
         let mut i = input(&four, &gone);
         i.max_moves = 5;
