@@ -10,6 +10,7 @@
 //! | `GET /admin/tree` | 200 [`TreeNode`]; 503 [`ErrorBody`] while the tree starts or does not answer |
 //! | `GET /admin/cluster` | 200 [`ClusterView`]; 404 [`ErrorBody`] without `--cluster`; 503 [`ErrorBody`] |
 //! | `GET /admin/shards` | 200 [`ShardsView`]; 404 [`ErrorBody`] without `--cluster` |
+//! | `POST /admin/shards/move` [`MoveShard`] | 200 [`ShardMoved`]; 400 (shard out of range, unknown node), 404 (no `--cluster`), 409 (target down or not a data node, or a concurrent change), 503 (no map or no leader yet) [`ErrorBody`] |
 //! | `POST /admin/forget` [`ForgetRequest`] | 200 [`Forgotten`]; 400, 404 (no such member, or no `--cluster`), 409 (up, suspect, or this node), 503 [`ErrorBody`] |
 //! | `POST /admin/chaos/kill` [`KillRequest`], `Authorization: Bearer TOKEN` | 200 [`Killed`]; 400, 401, 404, 409, 503 [`ErrorBody`] |
 //! | anything else | 404 [`ErrorBody`] `{"error":"not found"}` |
@@ -41,6 +42,8 @@ pub const TREE_PATH: &str = "/admin/tree";
 pub const CLUSTER_PATH: &str = "/admin/cluster";
 /// `GET /admin/shards`.
 pub const SHARDS_PATH: &str = "/admin/shards";
+/// `POST /admin/shards/move`.
+pub const SHARD_MOVE_PATH: &str = "/admin/shards/move";
 /// `POST /admin/forget`.
 pub const FORGET_PATH: &str = "/admin/forget";
 /// `POST /admin/chaos/kill`.
@@ -451,6 +454,31 @@ pub struct ShardRow {
     pub replicas: Vec<String>,
     /// Epoch (bumped by every change of owner).
     pub epoch: u64,
+}
+
+/// `POST /admin/shards/move`: give a shard a new owner (committed through the metadata
+/// leader; the shard's epoch goes up by one; the old owner becomes its first replica).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveShard {
+    /// The shard number.
+    pub shard: u32,
+    /// The node that will own it.
+    pub to: String,
+}
+
+/// The answer to [`MoveShard`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMoved {
+    /// The shard.
+    pub shard: u32,
+    /// Its owner before.
+    pub from: String,
+    /// Its owner now.
+    pub to: String,
+    /// Its epoch now (unchanged when it was already there).
+    pub epoch: u64,
+    /// False when `to` owned it already (nothing was committed).
+    pub moved: bool,
 }
 
 /// `POST /admin/forget`: forget a member that is down or left, on the answering node and every

@@ -10,6 +10,8 @@
 //!   whether the node has joined (or why peers refuse it) and the cluster's failure counters;
 //! - `GET /admin/shards` → the metadata cluster as this node knows it (leader, voters,
 //!   learners) and the committed shard map it has applied (owner, replicas, epoch per shard);
+//! - `POST /admin/shards/move` `{"shard":N,"to":NODE}` → gives a shard a new owner through the
+//!   metadata leader (`erlmcp shards move`);
 //! - `POST /admin/forget` `{"node":NAME}` → forgets a member that is down or left, here and on
 //!   every connected peer (`erlmcp forget NAME`);
 //! - `POST /admin/chaos/kill` (only with `--chaos`, and `Authorization: Bearer TOKEN`) kills an
@@ -153,6 +155,7 @@ fn router(ctx: Ctx) -> Router {
         .route("/admin/tree", get(tree))
         .route("/admin/cluster", get(cluster))
         .route("/admin/shards", get(shards))
+        .route("/admin/shards/move", post(move_shard))
         .route("/admin/forget", post(forget))
         .route("/admin/chaos/kill", post(chaos_kill))
         .fallback(not_found)
@@ -362,6 +365,138 @@ async fn shards(State(ctx): State<Ctx>) -> Response {
         overrides: map.map_or(0, |m| m.overrides.len()),
     })
     .into_response()
+}
+
+/// Gives a shard a new owner (see the module docs). Checks here what a person can get wrong
+/// (the shard number, the target) so the answer says so plainly; the move itself is committed
+/// by the metadata leader with a compare on the current owner.
+async fn move_shard(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
+    use erlmcp_net::admin::{MoveShard, ShardMoved};
+    use erlmcp_runtime::metadata::{MetadataCmd, MetadataReply};
+    use erlmcp_runtime::placement::{ShardId, ShardMove};
+    let (Some(metadata), Some(cluster)) = (&ctx.status.metadata, &ctx.status.cluster) else {
+        return err(
+            StatusCode::NOT_FOUND,
+            "this node runs without a cluster endpoint (--cluster), so without a shard map",
+        );
+    };
+    let req: MoveShard = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"shard\": N, \"to\": NODE}}: {e}"),
+            );
+        }
+    };
+    let state = metadata.state();
+    let Some(map) = &state.map else {
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no shard map yet (the metadata cluster is being founded or joined); retry shortly",
+        );
+    };
+    let shard = match ShardId::new(req.shard, map.shards) {
+        Ok(s) => s,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match state.nodes.get(&req.to) {
+        None => {
+            let known: Vec<&str> = state.nodes.keys().map(String::as_str).collect();
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown node {:?}: the registered nodes are {}",
+                    req.to,
+                    known.join(", ")
+                ),
+            );
+        }
+        Some(n) if !n.holds_sessions => {
+            return err(
+                StatusCode::CONFLICT,
+                format!("{:?} is --metadata-only: it holds no shards", req.to),
+            );
+        }
+        Some(_) => {}
+    }
+    let up = match timeout(CALL_TIMEOUT, cluster.snapshot()).await {
+        Ok(Some(v)) => v
+            .members
+            .iter()
+            .any(|m| m.name == req.to && (m.is_self || m.state.as_str() == "up")),
+        _ => false,
+    };
+    if !up {
+        return err(
+            StatusCode::CONFLICT,
+            format!(
+                "{:?} is not up: a shard moves only to a node that can serve it",
+                req.to
+            ),
+        );
+    }
+    let Some(entry) = map.entry(shard) else {
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the map has no such entry yet",
+        );
+    };
+    if entry.owner == req.to {
+        return Json(ShardMoved {
+            shard: req.shard,
+            from: entry.owner.clone(),
+            to: req.to,
+            epoch: entry.epoch,
+            moved: false,
+        })
+        .into_response();
+    }
+    // The old owner becomes the first replica, so the replication factor holds.
+    let mut replicas = vec![entry.owner.clone()];
+    replicas.extend(entry.replicas.iter().filter(|r| **r != req.to).cloned());
+    replicas.truncate(entry.replicas.len().max(1));
+    let mv = ShardMove {
+        shard,
+        from: Some(entry.owner.clone()),
+        to: req.to.clone(),
+        replicas,
+    };
+    let from = entry.owner.clone();
+    match metadata.propose(MetadataCmd::Move(vec![mv])).await {
+        Ok(MetadataReply::Applied { .. }) => {
+            // Answer with the committed epoch, as this node applies it.
+            let mut rx = metadata.subscribe();
+            let epoch = loop {
+                let e = rx
+                    .borrow()
+                    .map
+                    .as_ref()
+                    .and_then(|m| m.entry(shard).map(|e| (e.owner.clone(), e.epoch)));
+                if let Some((owner, epoch)) = e
+                    && owner == req.to
+                {
+                    break Some(epoch);
+                }
+                if timeout(CALL_TIMEOUT, rx.changed()).await.is_err() {
+                    break None;
+                }
+            };
+            Json(ShardMoved {
+                shard: req.shard,
+                from,
+                to: req.to,
+                epoch: epoch.unwrap_or(entry.epoch + 1),
+                moved: true,
+            })
+            .into_response()
+        }
+        Ok(MetadataReply::Rejected(why)) => err(StatusCode::CONFLICT, why),
+        Err(e @ erlmcp_actors::metadata::ProposeError::NoLeader) => {
+            err(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
+        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 /// Forgets a member (see the module docs).

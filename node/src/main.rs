@@ -57,6 +57,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Forget a member that is down or left (on the node at --admin and its connected peers).
     Forget(status::ForgetArgs),
+    /// The shard map: list it, or move a shard to another node.
+    Shards(status::ShardsArgs),
 }
 
 /// How long the process waits, after its work is done, for blocking reads it cannot cancel
@@ -184,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::DevCluster(args) => dev_cluster::run(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Forget(args) => status::forget(args).await,
+            Command::Shards(args) => status::shards(args).await,
         }
     });
     // A read of stdin may still be blocked on its thread: do not wait for it.

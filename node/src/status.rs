@@ -59,6 +59,64 @@ pub async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
     .context("writing to stdout")
 }
 
+/// `erlmcp shards` flags.
+#[derive(clap::Args, Debug)]
+pub struct ShardsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ShardsCommand,
+    /// The admin API of the node to ask, HOST:PORT.
+    #[arg(long, value_name = "ADDR", default_value = crate::config::DEFAULT_ADMIN, global = true)]
+    pub admin: String,
+}
+
+/// `erlmcp shards` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum ShardsCommand {
+    /// The metadata cluster and the shard map (as `erlmcp status --shards`).
+    List,
+    /// Give shard SHARD a new owner (committed through the metadata leader; its epoch goes up
+    /// by one). The next rebalance may move it back if the map is out of balance.
+    Move {
+        /// The shard number (0 to the shard count - 1).
+        #[arg(value_name = "SHARD")]
+        shard: u32,
+        /// The node that will own it (up, and not --metadata-only).
+        #[arg(long, value_name = "NODE")]
+        to: String,
+    },
+}
+
+/// Runs `erlmcp shards`.
+pub async fn shards(args: ShardsArgs) -> anyhow::Result<()> {
+    let client = AdminClient::builder(&args.admin)
+        .connect_timeout(TIMEOUT)
+        .timeout(TIMEOUT)
+        .build()?;
+    let text = match args.command {
+        ShardsCommand::List => render_shards(&client.shards().await.map_err(hint)?),
+        ShardsCommand::Move { shard, to } => {
+            let m = client.move_shard(shard, &to).await.map_err(hint)?;
+            if m.moved {
+                format!(
+                    "shard {} moved from {} to {} (epoch {})\n",
+                    m.shard, m.from, m.to, m.epoch
+                )
+            } else {
+                format!(
+                    "shard {} is owned by {} already (epoch {})\n",
+                    m.shard, m.to, m.epoch
+                )
+            }
+        }
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
+}
+
 /// Runs `erlmcp status`.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let client = AdminClient::builder(&args.admin)

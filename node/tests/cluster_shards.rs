@@ -406,3 +406,145 @@ fn with_data_dirs_voters_killed_one_after_another_come_back_as_the_same_members(
     let last = wait_agreed(&refs, &mut audit, "d's share", |v| owned(v, "d") >= 240);
     assert_eq!(last["metadata"]["cluster"], first["metadata"]["cluster"]);
 }
+
+fn erlmcp(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run erlmcp");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn erlmcp_shards_move_commits_through_the_leader_from_any_node_and_refuses_bad_moves() {
+    let mut audit = OwnershipAudit::default();
+    let a = node("a", &[]);
+    let b = joining("b", &a);
+    let c = node(
+        "c",
+        &["--join", &a.cluster().to_string(), "--metadata-only"],
+    );
+    let settled = wait_agreed(
+        &[&a, &b, &c],
+        &mut audit,
+        "a balanced map on a and b",
+        |v| {
+            v["metadata"]["voters"].as_array().map(Vec::len) == Some(3)
+                && owned(v, "a") >= 486
+                && owned(v, "b") >= 486
+        },
+    );
+    assert_eq!(
+        owned(&settled, "c"),
+        0,
+        "a metadata-only node owns no shard"
+    );
+    let leader = settled["metadata"]["leader"].as_str().unwrap().to_string();
+    // Ask a node that is not the leader: the move is committed through the leader.
+    let asked = [&a, &b, &c]
+        .into_iter()
+        .find(|n| !leader.starts_with(&format!("{}#", shards(n.admin())["node"].as_str().unwrap())))
+        .expect("a follower");
+    let admin = asked.admin().to_string();
+    let rows = owners(&settled);
+    let shard = rows.iter().position(|(o, _)| o == "a").unwrap();
+    let epoch = rows[shard].1;
+    let (ok, out, err) = erlmcp(&[
+        "shards",
+        "move",
+        &shard.to_string(),
+        "--to",
+        "b",
+        "--admin",
+        &admin,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        format!("shard {shard} moved from a to b (epoch {})\n", epoch + 1)
+    );
+    let after = wait_agreed(&[&a, &b, &c], &mut audit, "the move everywhere", |v| {
+        owners(v)[shard] == ("b".to_string(), epoch + 1)
+    });
+    let row = &after["entries"][shard];
+    assert_eq!(
+        row["replicas"],
+        serde_json::json!(["a"]),
+        "the old owner is the replica"
+    );
+    // Again: nothing to do.
+    let (ok, out, _) = erlmcp(&[
+        "shards",
+        "move",
+        &shard.to_string(),
+        "--to",
+        "b",
+        "--admin",
+        &admin,
+    ]);
+    assert!(ok);
+    assert!(out.contains("is owned by b already"), "{out}");
+
+    // Bad moves: each a clear error, nothing committed.
+    let version = after["metadata"]["version"].clone();
+    for (args, needle) in [
+        (
+            vec!["shards", "move", "1024", "--to", "b"],
+            "shard 1024 is out of range: the map has 1024 shards (0..1024)",
+        ),
+        (
+            vec!["shards", "move", "3", "--to", "nobody"],
+            "unknown node \"nobody\": the registered nodes are a, b, c",
+        ),
+        (
+            vec!["shards", "move", "3", "--to", "c"],
+            "\"c\" is --metadata-only: it holds no shards",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--admin", &admin]);
+        let (ok, _, err) = erlmcp(&args);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, body) = http_request(
+        a.admin(),
+        "POST",
+        "/admin/shards/move",
+        &[],
+        "{\"shard\":-1}",
+    );
+    assert_eq!(code, 400, "{body}");
+    let (ok, _, err) = erlmcp(&["shards", "move", "x", "--to", "b", "--admin", &admin]);
+    assert!(!ok);
+    assert!(err.contains("invalid value 'x'"), "{err}");
+    // A node that is down.
+    let mut b = b;
+    b.signal("-KILL");
+    b.wait_exit();
+    wait_cluster(a.admin(), "b down", |v| {
+        v["members"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| m["name"] == "b" && m["state"] == "down"))
+    });
+    let (ok, _, err) = erlmcp(&[
+        "shards",
+        "move",
+        "3",
+        "--to",
+        "b",
+        "--admin",
+        &a.admin().to_string(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("\"b\" is not up"), "{err}");
+    assert_eq!(
+        shards(a.admin())["metadata"]["version"],
+        version,
+        "nothing committed"
+    );
+}

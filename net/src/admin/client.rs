@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use super::{
     CHAOS_KILL_PATH, CLUSTER_PATH, ClusterView, ErrorBody, FORGET_PATH, ForgetRequest, Forgotten,
-    HEALTH_PATH, Health, KillRequest, Killed, READY_PATH, Readiness, SHARDS_PATH, STATS_PATH,
-    ShardsView, Stats, TREE_PATH, TreeNode,
+    HEALTH_PATH, Health, KillRequest, Killed, MoveShard, READY_PATH, Readiness, SHARD_MOVE_PATH,
+    SHARDS_PATH, STATS_PATH, ShardMoved, ShardsView, Stats, TREE_PATH, TreeNode,
 };
 
 /// How long connecting to an admin API may take unless set otherwise.
@@ -383,6 +383,21 @@ impl AdminClient {
     pub async fn shards(&self) -> Result<ShardsView, AdminError> {
         self.call(Method::GET, SHARDS_PATH, None::<&()>, &[], "a shard map")
             .await
+    }
+
+    /// `POST /admin/shards/move`: give `shard` to node `to`.
+    pub async fn move_shard(&self, shard: u32, to: &str) -> Result<ShardMoved, AdminError> {
+        self.call(
+            Method::POST,
+            SHARD_MOVE_PATH,
+            Some(&MoveShard {
+                shard,
+                to: to.to_string(),
+            }),
+            &[],
+            "a shard move answer",
+        )
+        .await
     }
 
     /// `POST /admin/forget`: forget member `node` (down or left) on that node and its peers.
