@@ -11,6 +11,8 @@
 //! | `GET /admin/cluster` | 200 [`ClusterView`]; 404 [`ErrorBody`] without `--cluster`; 503 [`ErrorBody`] |
 //! | `GET /admin/shards` | 200 [`ShardsView`]; 404 [`ErrorBody`] without `--cluster` |
 //! | `POST /admin/shards/move` [`MoveShard`] | 200 [`ShardMoved`]; 400 (shard out of range, unknown node), 404 (no `--cluster`), 409 (target down or not a data node, or a concurrent change), 503 (no map or no leader yet) [`ErrorBody`] |
+//! | `GET /admin/sessions?limit=N&after=ID` | 200 [`SessionsView`] (a page in id order; `limit` 1..=1000, default 100); 400 [`ErrorBody`] |
+//! | `GET /admin/sessions/{id}` | 200 [`SessionDetail`]; 404 [`ErrorBody`] (no such session here) |
 //! | `POST /admin/forget` [`ForgetRequest`] | 200 [`Forgotten`]; 400, 404 (no such member, or no `--cluster`), 409 (up, suspect, or this node), 503 [`ErrorBody`] |
 //! | `POST /admin/chaos/kill` [`KillRequest`], `Authorization: Bearer TOKEN` | 200 [`Killed`]; 400, 401, 404, 409, 503 [`ErrorBody`] |
 //! | anything else | 404 [`ErrorBody`] `{"error":"not found"}` |
@@ -44,6 +46,8 @@ pub const CLUSTER_PATH: &str = "/admin/cluster";
 pub const SHARDS_PATH: &str = "/admin/shards";
 /// `POST /admin/shards/move`.
 pub const SHARD_MOVE_PATH: &str = "/admin/shards/move";
+/// `GET /admin/sessions` (and `/admin/sessions/{id}`).
+pub const SESSIONS_PATH: &str = "/admin/sessions";
 /// `POST /admin/forget`.
 pub const FORGET_PATH: &str = "/admin/forget";
 /// `POST /admin/chaos/kill`.
@@ -454,6 +458,67 @@ pub struct ShardRow {
     pub replicas: Vec<String>,
     /// Epoch (bumped by every change of owner).
     pub epoch: u64,
+}
+
+/// `GET /admin/sessions`: a page of the sessions (and state handles) this node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionsView {
+    /// The answering node.
+    pub node: String,
+    /// Sessions it holds in all.
+    pub total: usize,
+    /// This page, in id order.
+    pub sessions: Vec<SessionRow>,
+    /// Pass as `after` for the next page (`None`: this was the last).
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// One session in [`SessionsView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRow {
+    /// Session (or state handle) id.
+    pub id: String,
+    /// Its shard.
+    pub shard: u32,
+    /// Its shard's owner in the agreed map (`None`: no map).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Whether its actor runs now (else passivated: its state is in the store).
+    pub live: bool,
+    /// Milliseconds since its last use.
+    pub idle_ms: u64,
+    /// Its committed version.
+    pub version: u64,
+    /// Its encoded state's size in bytes.
+    pub bytes: usize,
+}
+
+/// `GET /admin/sessions/{id}`: one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    /// What the listing shows.
+    #[serde(flatten)]
+    pub row: SessionRow,
+    /// The node that holds it.
+    pub node: String,
+    /// `initialize` (a protocol session) or `handle` (`session_open`).
+    pub origin: String,
+    /// Lifecycle phase (`new`, `initializing`, `ready`).
+    pub phase: String,
+    /// Negotiated protocol revision.
+    pub protocol_version: String,
+    /// The client's `clientInfo.name`, when it gave one.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Keys in its key-value state.
+    pub kv_keys: usize,
+    /// Bytes of its key-value state.
+    pub kv_bytes: u64,
+    /// Resource subscriptions.
+    pub subscriptions: usize,
+    /// Lifecycle class.
+    pub lifecycle: String,
 }
 
 /// `POST /admin/shards/move`: give a shard a new owner (committed through the metadata

@@ -12,6 +12,9 @@
 //!   learners) and the committed shard map it has applied (owner, replicas, epoch per shard);
 //! - `POST /admin/shards/move` `{"shard":N,"to":NODE}` → gives a shard a new owner through the
 //!   metadata leader (`erlmcp shards move`);
+//! - `GET /admin/sessions?limit=N&after=ID` → a page of the sessions this node holds (shard,
+//!   owner in the map, live or passivated, idle time, size); `GET /admin/sessions/{id}` → one
+//!   (origin, phase, revision, client, key-value size, subscriptions) or 404;
 //! - `POST /admin/forget` `{"node":NAME}` → forgets a member that is down or left, here and on
 //!   every connected peer (`erlmcp forget NAME`);
 //! - `POST /admin/chaos/kill` (only with `--chaos`, and `Authorization: Bearer TOKEN`) kills an
@@ -32,7 +35,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
@@ -41,7 +44,8 @@ use erlmcp_actors::engine::Engine;
 use erlmcp_net::admin::{
     ChildKind, ClusterCounters, ClusterView, ConnectionStats, ErrorBody, ForgetRequest, Forgotten,
     Health, KillRequest, Killed, Member, MemberState, MetadataView, Probe, Readiness, Seed,
-    SessionStats, ShardNode, ShardRow, ShardsView, Stats, TreeNode,
+    SessionDetail, SessionRow, SessionStats, SessionsView, ShardNode, ShardRow, ShardsView, Stats,
+    TreeNode,
 };
 use erlmcp_supervisors::{ChildSpec, Shutdown, TreeSnapshot};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
@@ -156,6 +160,8 @@ fn router(ctx: Ctx) -> Router {
         .route("/admin/cluster", get(cluster))
         .route("/admin/shards", get(shards))
         .route("/admin/shards/move", post(move_shard))
+        .route("/admin/sessions", get(sessions))
+        .route("/admin/sessions/{id}", get(session))
         .route("/admin/forget", post(forget))
         .route("/admin/chaos/kill", post(chaos_kill))
         .fallback(not_found)
@@ -363,6 +369,132 @@ async fn shards(State(ctx): State<Ctx>) -> Response {
         nodes,
         entries,
         overrides: map.map_or(0, |m| m.overrides.len()),
+    })
+    .into_response()
+}
+
+/// Most sessions one `GET /admin/sessions` lists.
+const MAX_SESSIONS_PAGE: usize = 1000;
+
+/// `limit` and `after` of a query string (`after` percent-decoded).
+fn page_query(q: Option<&str>) -> Result<(usize, Option<String>), String> {
+    let mut limit = 100;
+    let mut after = None;
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "limit" => {
+                limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|l| (1..=MAX_SESSIONS_PAGE).contains(l))
+                    .ok_or_else(|| {
+                        format!("invalid limit {v:?}: a number from 1 to {MAX_SESSIONS_PAGE}")
+                    })?;
+            }
+            "after" => after = Some(percent_decode(v)?),
+            other => return Err(format!("unknown query parameter {other:?} (limit, after)")),
+        }
+    }
+    Ok((limit, after))
+}
+
+fn percent_decode(v: &str) -> Result<String, String> {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = v
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent-encoding in {v:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{v:?} is not UTF-8"))
+}
+
+/// A session's shard and its owner in the agreed map (the default shard count without one).
+fn placement_of(ctx: &Ctx, id: &str) -> (u32, Option<String>) {
+    let state = ctx.status.metadata.as_ref().map(|m| m.state());
+    match state.as_ref().and_then(|s| s.map.as_ref()) {
+        Some(map) => (map.shard_of(id).get(), map.owner_of(id).map(str::to_string)),
+        None => (
+            erlmcp_runtime::placement::shard_of(id, Default::default()).get(),
+            None,
+        ),
+    }
+}
+
+fn session_row(ctx: &Ctx, s: erlmcp_runtime::store::StoredSummary) -> SessionRow {
+    let (shard, owner) = placement_of(ctx, &s.id);
+    SessionRow {
+        live: ctx.engine.router.live().get(&s.id).is_some(),
+        shard,
+        owner,
+        idle_ms: s.idle.as_millis().min(u128::from(u64::MAX)) as u64,
+        version: s.version,
+        bytes: s.bytes,
+        id: s.id,
+    }
+}
+
+/// A page of this node's sessions (see the module docs).
+async fn sessions(State(ctx): State<Ctx>, RawQuery(q): RawQuery) -> Response {
+    let (limit, after) = match page_query(q.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+    };
+    let now = std::time::Instant::now();
+    let (total, page) = ctx.engine.env.store.list(after.as_deref(), limit, now);
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|s| s.id.clone()))
+        .flatten();
+    Json(SessionsView {
+        node: ctx.status.name.clone(),
+        total,
+        sessions: page.into_iter().map(|s| session_row(&ctx, s)).collect(),
+        next,
+    })
+    .into_response()
+}
+
+/// One session of this node (see the module docs).
+async fn session(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response {
+    let unknown = || {
+        err(
+            StatusCode::NOT_FOUND,
+            format!(
+                "Unknown session {id:?} on {}: it expired, was closed, or never existed",
+                ctx.status.name
+            ),
+        )
+    };
+    let now = std::time::Instant::now();
+    let summary = ctx.engine.env.store.summary(&id, now);
+    let (Some(summary), Some(Ok(state))) = (summary, ctx.engine.env.store.load(&id)) else {
+        return unknown();
+    };
+    let client = serde_json::from_str::<Value>(&state.client_info)
+        .ok()
+        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string));
+    let lower = |d: &dyn std::fmt::Debug| format!("{d:?}").to_lowercase();
+    Json(SessionDetail {
+        node: ctx.status.name.clone(),
+        origin: lower(&state.origin),
+        phase: lower(&state.phase),
+        protocol_version: state.protocol_version.clone(),
+        client,
+        kv_keys: state.kv.len(),
+        kv_bytes: state.kv_bytes,
+        subscriptions: state.subscriptions.len(),
+        lifecycle: lower(&state.lifecycle),
+        row: session_row(&ctx, summary),
     })
     .into_response()
 }

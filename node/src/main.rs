@@ -59,6 +59,8 @@ enum Command {
     Forget(status::ForgetArgs),
     /// The shard map: list it, or move a shard to another node.
     Shards(status::ShardsArgs),
+    /// The sessions a node holds: list them, or show one.
+    Sessions(status::SessionsArgs),
 }
 
 /// How long the process waits, after its work is done, for blocking reads it cannot cancel
@@ -187,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Status(args) => status::run(args).await,
             Command::Forget(args) => status::forget(args).await,
             Command::Shards(args) => status::shards(args).await,
+            Command::Sessions(args) => status::sessions(args).await,
         }
     });
     // A read of stdin may still be blocked on its thread: do not wait for it.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use erlmcp_net::admin::{
-    AdminClient, AdminError, CLUSTER_PATH, ClusterView, Member, SHARDS_PATH, ShardsView,
+    AdminClient, AdminError, CLUSTER_PATH, ClusterView, Member, SHARDS_PATH, SessionsView,
+    ShardsView,
 };
 
 /// Bound on the whole exchange with the admin API (connect, request, response).
@@ -115,6 +116,137 @@ pub async fn shards(args: ShardsArgs) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("writing to stdout")
+}
+
+/// `erlmcp sessions` flags.
+#[derive(clap::Args, Debug)]
+pub struct SessionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+    /// The admin API of the node to ask, HOST:PORT.
+    #[arg(long, value_name = "ADDR", default_value = crate::config::DEFAULT_ADMIN, global = true)]
+    pub admin: String,
+}
+
+/// `erlmcp sessions` subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// The sessions (and state handles) the node holds, a page at a time, in id order.
+    List {
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        /// Start after this session id (the `next` of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+    },
+    /// One session: its shard and owner, state, client and size.
+    Show {
+        /// The session (or state handle) id.
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+/// Runs `erlmcp sessions`.
+pub async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
+    let client = AdminClient::builder(&args.admin)
+        .connect_timeout(TIMEOUT)
+        .timeout(TIMEOUT)
+        .build()?;
+    let text = match args.command {
+        SessionsCommand::List { limit, after } => render_sessions(
+            &client
+                .sessions(usize::from(limit), after.as_deref())
+                .await
+                .map_err(hint)?,
+        ),
+        SessionsCommand::Show { id } => {
+            let d = client.session(&id).await.map_err(hint)?;
+            let r = &d.row;
+            let mut out = String::new();
+            let dash = || "-".to_string();
+            for (k, v) in [
+                ("id", r.id.clone()),
+                ("node", d.node.clone()),
+                ("shard", r.shard.to_string()),
+                ("owner", r.owner.clone().unwrap_or_else(dash)),
+                ("live", r.live.to_string()),
+                ("idle", format_since(r.idle_ms)),
+                ("origin", d.origin.clone()),
+                ("phase", d.phase.clone()),
+                ("protocol", d.protocol_version.clone()),
+                ("client", d.client.clone().unwrap_or_else(dash)),
+                ("kv", format!("{} keys, {} bytes", d.kv_keys, d.kv_bytes)),
+                ("subscriptions", d.subscriptions.to_string()),
+                ("lifecycle", d.lifecycle.clone()),
+                ("version", r.version.to_string()),
+                ("size", format!("{} bytes", r.bytes)),
+            ] {
+                let _ = writeln!(out, "{k:<14}{v}");
+            }
+            out
+        }
+    };
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to stdout")
+}
+
+/// A page of sessions as a table, then how many of how many, and how to get the next page.
+pub fn render_sessions(v: &SessionsView) -> String {
+    const HEADER: [&str; 7] = ["ID", "SHARD", "OWNER", "LIVE", "IDLE", "VERSION", "BYTES"];
+    let rows: Vec<[String; 7]> = v
+        .sessions
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.shard.to_string(),
+                s.owner.clone().unwrap_or_else(|| "-".into()),
+                if s.live { "yes" } else { "no" }.to_string(),
+                format_since(s.idle_ms),
+                s.version.to_string(),
+                s.bytes.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = HEADER.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(HEADER.map(String::from)).chain(rows) {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                line.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let _ = write!(
+        out,
+        "{} of {} session{} on {}",
+        v.sessions.len(),
+        v.total,
+        if v.total == 1 { "" } else { "s" },
+        v.node
+    );
+    match &v.next {
+        Some(n) => {
+            let _ = writeln!(out, " (more: erlmcp sessions list --after {n})");
+        }
+        None => out.push('\n'),
+    }
+    out
 }
 
 /// Runs `erlmcp status`.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::session::{CodecError, SessionState};
 
@@ -11,6 +11,19 @@ struct Stored {
     bytes: Box<[u8]>,
     version: u64,
     touched: Instant,
+}
+
+/// One stored session as [`SessionStore::list`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSummary {
+    /// Session id.
+    pub id: String,
+    /// Its committed version.
+    pub version: u64,
+    /// Since its last use.
+    pub idle: Duration,
+    /// Its encoded state's size.
+    pub bytes: usize,
 }
 
 /// A shard's session store: committed states by session id. Cheap to clone (shared).
@@ -95,6 +108,46 @@ impl SessionStore {
         self.len() == 0
     }
 
+    /// One page of the stored sessions in id order, starting after `after`, at most `limit`;
+    /// and how many there are in all. Cheap: the states are not decoded.
+    pub fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: Instant,
+    ) -> (usize, Vec<StoredSummary>) {
+        let m = self.lock();
+        let mut ids: Vec<&Arc<str>> = m
+            .keys()
+            .filter(|id| after.is_none_or(|a| id.as_ref() > a))
+            .collect();
+        ids.sort_unstable();
+        let page = ids
+            .into_iter()
+            .take(limit)
+            .filter_map(|id| {
+                let s = m.get(id)?;
+                Some(StoredSummary {
+                    id: id.to_string(),
+                    version: s.version,
+                    idle: now.saturating_duration_since(s.touched),
+                    bytes: s.bytes.len(),
+                })
+            })
+            .collect();
+        (m.len(), page)
+    }
+
+    /// One session as [`SessionStore::list`] shows it.
+    pub fn summary(&self, id: &str, now: Instant) -> Option<StoredSummary> {
+        self.lock().get(id).map(|s| StoredSummary {
+            id: id.to_string(),
+            version: s.version,
+            idle: now.saturating_duration_since(s.touched),
+            bytes: s.bytes.len(),
+        })
+    }
+
     /// Total bytes of encoded state (for metrics).
     pub fn encoded_bytes(&self) -> usize {
         self.lock().values().map(|s| s.bytes.len()).sum()
@@ -104,6 +157,28 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_pages_in_id_order_without_decoding() {
+        let store = SessionStore::new();
+        let t0 = Instant::now();
+        for id in ["c", "a", "b", "d"] {
+            store.commit(&SessionState::handle(id.to_string()), t0);
+        }
+        let later = t0 + Duration::from_secs(3);
+        let (total, page) = store.list(None, 2, later);
+        assert_eq!(total, 4);
+        let ids: Vec<&str> = page.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(page[0].idle, Duration::from_secs(3));
+        assert!(page[0].bytes > 0);
+        let (_, rest) = store.list(Some("b"), 10, later);
+        let ids: Vec<&str> = rest.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["c", "d"]);
+        assert!(store.list(Some("d"), 10, later).1.is_empty());
+        assert_eq!(store.summary("c", later).map(|s| s.id), Some("c".into()));
+        assert_eq!(store.summary("zz", later), None);
+    }
 
     #[test]
     fn commits_keep_the_highest_version() {

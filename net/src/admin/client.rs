@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 
 use super::{
     CHAOS_KILL_PATH, CLUSTER_PATH, ClusterView, ErrorBody, FORGET_PATH, ForgetRequest, Forgotten,
-    HEALTH_PATH, Health, KillRequest, Killed, MoveShard, READY_PATH, Readiness, SHARD_MOVE_PATH,
-    SHARDS_PATH, STATS_PATH, ShardMoved, ShardsView, Stats, TREE_PATH, TreeNode,
+    HEALTH_PATH, Health, KillRequest, Killed, MoveShard, READY_PATH, Readiness, SESSIONS_PATH,
+    SHARD_MOVE_PATH, SHARDS_PATH, STATS_PATH, SessionDetail, SessionsView, ShardMoved, ShardsView,
+    Stats, TREE_PATH, TreeNode,
 };
 
 /// How long connecting to an admin API may take unless set otherwise.
@@ -382,6 +383,28 @@ impl AdminClient {
     /// `GET /admin/shards`.
     pub async fn shards(&self) -> Result<ShardsView, AdminError> {
         self.call(Method::GET, SHARDS_PATH, None::<&()>, &[], "a shard map")
+            .await
+    }
+
+    /// `GET /admin/sessions?limit=LIMIT[&after=AFTER]`: a page of the node's sessions.
+    pub async fn sessions(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<SessionsView, AdminError> {
+        let mut path = format!("{SESSIONS_PATH}?limit={limit}");
+        if let Some(a) = after {
+            path.push_str("&after=");
+            path.push_str(&percent_encode(a));
+        }
+        self.call(Method::GET, &path, None::<&()>, &[], "a session list")
+            .await
+    }
+
+    /// `GET /admin/sessions/{id}`: one session.
+    pub async fn session(&self, id: &str) -> Result<SessionDetail, AdminError> {
+        let path = format!("{SESSIONS_PATH}/{}", percent_encode(id));
+        self.call(Method::GET, &path, None::<&()>, &[], "a session")
             .await
     }
 
@@ -753,4 +776,17 @@ mod tests {
             format!("the admin API at {silent} did not answer GET /admin/tree within 300ms")
         );
     }
+}
+
+/// `text` as a URL path segment or query value (unreserved characters kept, the rest %XX).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
