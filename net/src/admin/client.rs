@@ -548,6 +548,19 @@ impl AdminClient {
     }
 }
 
+/// `text` as a URL path segment or query value (unreserved characters kept, the rest %XX).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -776,17 +789,4 @@ mod tests {
             format!("the admin API at {silent} did not answer GET /admin/tree within 300ms")
         );
     }
-}
-
-/// `text` as a URL path segment or query value (unreserved characters kept, the rest %XX).
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
