@@ -138,13 +138,13 @@ pub enum SessionsCommand {
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
         limit: u16,
         /// Start after this session id (the `next` of the previous page).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         after: Option<String>,
     },
     /// One session: its shard and owner, state, client and size.
     Show {
-        /// The session (or state handle) id.
-        #[arg(value_name = "ID")]
+        /// The session (or state handle) id (ids may begin with `-`: base64url).
+        #[arg(value_name = "ID", allow_hyphen_values = true)]
         id: String,
     },
 }

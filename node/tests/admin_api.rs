@@ -131,8 +131,19 @@ fn sessions_are_listed_page_by_page_and_shown_one_by_one() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("client        node-tests"), "{text}");
+    // Ids are base64url: one may begin with '-', which must not read as a flag.
+    let out = std::process::Command::new(common::bin())
+        .args(["sessions", "show", "-dash", "--admin", &admin.to_string()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Unknown session \"-dash\""), "{err}");
     let out = std::process::Command::new(common::bin())
         .args(["sessions", "list", "--admin", &admin.to_string()])
         .output()
