@@ -147,6 +147,10 @@ pub(crate) async fn call(
         .await
         .map_err(|e| e.to_string())?;
     match answer {
+        // A node without a metadata member (e.g. a benchmark peer) answers nothing.
+        ractor::rpc::CallResult::Success(bytes) if bytes.is_empty() => Ok(Response::NotHere(
+            format!("{} runs no metadata member", node_of(to)),
+        )),
         ractor::rpc::CallResult::Success(bytes) => {
             serde_json::from_slice(&bytes).map_err(|e| format!("malformed consensus answer: {e}"))
         }
