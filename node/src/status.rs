@@ -214,24 +214,7 @@ pub fn render_sessions(v: &SessionsView) -> String {
             ]
         })
         .collect();
-    let mut widths = HEADER.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in std::iter::once(HEADER.map(String::from)).chain(rows) {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < r.len() {
-                line.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
-            }
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
+    let mut out = table(HEADER, rows);
     let _ = write!(
         out,
         "{} of {} session{} on {}",
@@ -320,32 +303,7 @@ pub fn render(view: &ClusterView) -> String {
             ]
         })
         .collect();
-    // Widths in characters, not bytes: "µs" is one column wide.
-    let mut widths = HEADER.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &[&str]| {
-        let mut l = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(cell); // no trailing spaces
-            } else {
-                let pad = widths[i] - cell.chars().count() + 2;
-                l.push_str(cell);
-                l.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(&l);
-        out.push('\n');
-    };
-    line(&HEADER);
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
-    }
+    let mut out = table(HEADER, rows);
     let _ = writeln!(out, "{} (seen by {})", summary(&view.members), view.node);
     if let Some(why) = &view.refused {
         let _ = writeln!(out, "refused by the mesh: {why}");
@@ -417,23 +375,7 @@ pub fn render_shards(v: &ShardsView) -> String {
         })
         .collect();
     const HEADER: [&str; 5] = ["NODE", "OWNS", "REPLICAS", "CAPACITY", "REGION"];
-    let mut widths = HEADER.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for r in std::iter::once(HEADER.map(String::from)).chain(rows) {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < r.len() {
-                line.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
-            }
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
+    out.push_str(&table(HEADER, rows));
     let _ = writeln!(
         out,
         "{} shards, replication factor {}, {} placement override{} (seen by {})",
@@ -443,6 +385,28 @@ pub fn render_shards(v: &ShardsView) -> String {
         if v.overrides == 1 { "" } else { "s" },
         v.node
     );
+    out
+}
+
+/// `header` and `rows` as columns two spaces apart, widths in characters ("µs" is one
+/// column), no trailing spaces.
+fn table<const N: usize>(header: [&str; N], rows: Vec<[String; N]>) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(header.map(String::from)).chain(rows) {
+        for (i, c) in r.iter().enumerate() {
+            out.push_str(c);
+            if i + 1 < N {
+                out.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+            }
+        }
+        out.push('\n');
+    }
     out
 }
 
